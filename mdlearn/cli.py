@@ -1,0 +1,219 @@
+"""The ``mdlearn`` command line: one entry point for every long job of the book.
+
+Introduced in Chapter 1. ``mdlearn --help`` lists the commands; each has its own ``--help``.
+Impossible arguments print one line ``mdlearn: error: ...`` and exit with status 2; a failure
+while working (an unreadable file, say) exits with status 1 and names the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+from pathlib import Path
+
+from .errors import MdlearnError, UsageError
+
+__all__ = ["main", "build_parser"]
+
+
+def _literal(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text
+
+
+# ------------------------------------------------------------------------------------ synth
+
+
+def _cmd_synth_indoor(args: argparse.Namespace) -> int:
+    from .synthetic.dataset import IndoorSpec, write_indoor_dataset
+
+    spec = IndoorSpec(rooms=args.rooms, views_per_room=args.views_per_room, seed=args.seed,
+                      test_fraction=args.test_fraction, resolution=args.resolution, rgb_format=args.rgb_format)
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    out = write_indoor_dataset(args.out, spec, workers=args.workers, overwrite=args.overwrite,
+                               progress=not args.quiet)
+    from .synthetic.dataset import read_index
+
+    counts = read_index(out)["counts"]
+    print(f"wrote {counts['views']} views of {counts['rooms']} rooms to {out} "
+          f"({counts['train_views']} train, {counts['test_views']} test in {counts['test_rooms']} test rooms)")
+    return 0
+
+
+# ------------------------------------------------------------------------------------- data
+
+
+def _cmd_data_ensure(args: argparse.Namespace) -> int:
+    from .paths import data_dir
+    from .presets import dataset_spec
+    from .synthetic.dataset import ensure_indoor_dataset, is_complete
+
+    names = args.names or ["indoor"]
+    root = Path(args.root) if args.root else data_dir()
+    for name in names:
+        spec = dataset_spec(name)
+        target = root / name
+        if is_complete(target, spec):
+            print(f"{name}: up to date in {target}")
+            continue
+        ensure_indoor_dataset(target, spec, workers=args.workers, progress=not args.quiet)
+        print(f"{name}: generated in {target}")
+    return 0
+
+
+def _cmd_data_list(args: argparse.Namespace) -> int:
+    from .paths import data_dir
+    from .presets import DATASETS
+    from .synthetic.dataset import is_complete
+
+    for name, spec in DATASETS.items():
+        state = "ready" if is_complete(data_dir() / name, spec) else "not generated"
+        print(f"{name:14s} {spec.rooms:4d} rooms x {spec.views_per_room:3d} views  seed {spec.seed}  [{state}]")
+    return 0
+
+
+# ---------------------------------------------------------------------------------- chapter
+
+
+def _cmd_chapter_list(args: argparse.Namespace) -> int:
+    from .chapters import list_chapters, parameters_of
+
+    for c in list_chapters():
+        params = parameters_of(c)
+        print(f"{c.stem}  (parameters: {', '.join(params)})")
+    return 0
+
+
+def _cmd_chapter_run(args: argparse.Namespace) -> int:
+    from .chapters import run_chapter
+
+    params = {k: _literal(v) for k, v in (args.param or [])}
+    out = run_chapter(args.name, args.preset, output=args.output, params=params, progress=not args.quiet)
+    print(f"executed {args.name} with preset {args.preset!r}: {out}")
+    return 0
+
+
+def _cmd_chapter_prepare(args: argparse.Namespace) -> int:
+    from .chapters import find_chapter, list_chapters, prepare_chapter
+
+    paths = [find_chapter(n) for n in args.names] if args.names else list_chapters()
+    for p in paths:
+        print(prepare_chapter(p, args.preset, args.out))
+    return 0
+
+
+def _cmd_chapter_check_clean(args: argparse.Namespace) -> int:
+    from .chapters import list_chapters, notebooks_with_outputs, strip_outputs
+
+    paths = list_chapters()
+    if args.fix:
+        for p in strip_outputs(paths):
+            print(f"stripped outputs from {p}")
+        return 0
+    bad = notebooks_with_outputs(paths)
+    if bad:
+        raise MdlearnError("notebooks must be committed without outputs: " + ", ".join(bad)
+                           + " (run `mdlearn chapter check-clean --fix`)")
+    print(f"{len(paths)} chapters, none with outputs")
+    return 0
+
+
+def _cmd_book_build(args: argparse.Namespace) -> int:
+    from .book import build_book
+
+    print(f"built {build_book()}")
+    return 0
+
+
+# ----------------------------------------------------------------------------------- parser
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, exit 2 (argparse's own convention)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``mdlearn`` command (Chapter 1)."""
+    from .presets import PRESETS
+
+    p = _Parser(prog="mdlearn", description="mdlearn: monocular depth prediction, reproduced and taught.")
+    sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    synth = sub.add_parser("synth", help="render a synthetic world in a real dataset's on-disk format")
+    synth_sub = synth.add_subparsers(dest="world", required=True, parser_class=_Parser)
+    ind = synth_sub.add_parser("indoor", help="indoor rooms in the NYU Depth v2 sync layout (Chapter 1)")
+    ind.add_argument("out", help="output folder (created; must not exist or be empty unless --overwrite)")
+    ind.add_argument("--rooms", type=int, required=True, help="number of distinct rooms")
+    ind.add_argument("--views-per-room", type=int, required=True, help="camera views rendered in each room")
+    ind.add_argument("--seed", type=int, default=0, help="world seed (same seed, same data)")
+    ind.add_argument("--test-fraction", type=float, default=0.1, help="fraction of rooms in the test split")
+    ind.add_argument("--resolution", type=float, default=1.0, help="image size relative to 640x480")
+    ind.add_argument("--rgb-format", choices=["png", "jpg"], default="png", help="RGB file format")
+    ind.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    ind.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    ind.add_argument("--quiet", action="store_true", help="no progress bar")
+    ind.set_defaults(func=_cmd_synth_indoor)
+
+    data = sub.add_parser("data", help="the book's named datasets")
+    data_sub = data.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    ens = data_sub.add_parser("ensure", help="generate named datasets unless already up to date")
+    ens.add_argument("names", nargs="*", help="dataset names (default: indoor)")
+    ens.add_argument("--root", default=None, help="data folder (default: <repo>/data or $MDLEARN_DATA)")
+    ens.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    ens.add_argument("--quiet", action="store_true", help="no progress bar")
+    ens.set_defaults(func=_cmd_data_ensure)
+    dl = data_sub.add_parser("list", help="list the named datasets and whether they are generated")
+    dl.set_defaults(func=_cmd_data_list)
+
+    ch = sub.add_parser("chapter", help="run the book's chapters")
+    ch_sub = ch.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    cl = ch_sub.add_parser("list", help="list chapters and their parameters")
+    cl.set_defaults(func=_cmd_chapter_list)
+    run = ch_sub.add_parser("run", help="execute a chapter with papermill")
+    run.add_argument("name", help="chapter number or name, e.g. 1 or 01_depth_from_a_single_image")
+    run.add_argument("--preset", choices=PRESETS, default="book", help="run size (default: book)")
+    run.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
+                     help="override one parameter (Python literal), repeatable")
+    run.add_argument("-o", "--output", default=None, help="executed notebook (default: _build/runs/NAME-PRESET.ipynb)")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.set_defaults(func=_cmd_chapter_run)
+    prep = ch_sub.add_parser("prepare", help="write copies with a preset injected, unexecuted (for nbval)")
+    prep.add_argument("names", nargs="*", help="chapters (default: all)")
+    prep.add_argument("--preset", choices=PRESETS, required=True)
+    prep.add_argument("--out", required=True, help="folder for the prepared copies")
+    prep.set_defaults(func=_cmd_chapter_prepare)
+    cc = ch_sub.add_parser("check-clean", help="fail if a committed chapter carries outputs")
+    cc.add_argument("--fix", action="store_true", help="strip the outputs instead")
+    cc.set_defaults(func=_cmd_chapter_check_clean)
+
+    bk = sub.add_parser("book", help="the HTML book")
+    bk_sub = bk.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    bb = bk_sub.add_parser("build", help="execute the chapters (book preset) and build _build/html")
+    bb.set_defaults(func=_cmd_book_build)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``mdlearn`` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as e:
+        print(f"mdlearn: error: {e}", file=sys.stderr)
+        return 2
+    except MdlearnError as e:
+        print(f"mdlearn: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("mdlearn: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Readers, writers and datasets for depth data (files -> arrays -> torch ``Dataset``)."""

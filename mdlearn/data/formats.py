@@ -1,0 +1,127 @@
+"""On-disk encodings of images and depth maps, each with a named reader and writer.
+
+Introduced in Chapter 1. One convention holds in memory everywhere in mdlearn: **depth is a
+float32 array in metres and 0 means "no measurement"**. Each file encoding converts to and from
+that convention in exactly one pair of functions here, and checks that what it reads is plausible.
+
+* :func:`write_depth_png_mm` / :func:`read_depth_png_mm` — uint16 PNG in millimetres, 0 = invalid
+  (the NYU "sync" layout used by BTS, AdaBins and most later work).
+* :func:`write_rgb` / :func:`read_rgb` — 8-bit RGB PNG or JPEG.
+
+Every error names the file and the problem (:class:`FormatError`).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import MdlearnError
+
+__all__ = [
+    "FormatError",
+    "MM_PER_M",
+    "MAX_DEPTH_PNG_MM",
+    "write_depth_png_mm",
+    "read_depth_png_mm",
+    "write_rgb",
+    "read_rgb",
+]
+
+MM_PER_M = 1000.0
+#: Largest depth a uint16 millimetre PNG can hold, in metres.
+MAX_DEPTH_PNG_MM = 65.535
+
+
+class FormatError(MdlearnError, ValueError):
+    """A file is missing, unreadable or not in the expected encoding. The message names the file."""
+
+
+def _open_image(path: Path) -> Image.Image:
+    try:
+        img = Image.open(path)
+        img.load()
+    except FileNotFoundError:
+        raise FormatError(f"{path}: no such file") from None
+    except (UnidentifiedImageError, OSError, SyntaxError) as e:
+        raise FormatError(f"{path}: not a readable image ({e})") from None
+    return img
+
+
+def write_depth_png_mm(path: str | os.PathLike, depth: np.ndarray) -> None:
+    """Write a metric depth map as a uint16 PNG in millimetres (0 = invalid).
+
+    Introduced in Chapter 1. Depth is rounded to the nearest millimetre, so reading it back is
+    exact to 0.5 mm. Raises :class:`FormatError` for NaN, negative depths or depths beyond
+    :data:`MAX_DEPTH_PNG_MM`.
+    """
+    path = Path(path)
+    depth = np.asarray(depth)
+    if depth.ndim != 2:
+        raise FormatError(f"{path}: a depth map must be 2-D (H, W), got shape {depth.shape}")
+    if not np.isfinite(depth).all():
+        raise FormatError(f"{path}: depth contains NaN or infinity; use 0 for invalid pixels")
+    if (depth < 0).any():
+        raise FormatError(f"{path}: depth contains negative values (min {depth.min():.4g} m)")
+    if depth.max(initial=0.0) > MAX_DEPTH_PNG_MM:
+        raise FormatError(f"{path}: depth {depth.max():.3f} m exceeds the uint16-millimetre range "
+                          f"({MAX_DEPTH_PNG_MM} m)")
+    mm = np.rint(depth.astype(np.float64) * MM_PER_M).astype(np.uint16)
+    Image.fromarray(mm).save(path, format="PNG", compress_level=1)
+
+
+def read_depth_png_mm(path: str | os.PathLike, max_depth: float = MAX_DEPTH_PNG_MM) -> np.ndarray:
+    """Read a uint16 millimetre depth PNG as float32 metres (0 = invalid).
+
+    Introduced in Chapter 1. Raises :class:`FormatError` if the file is not a single-channel
+    16-bit image or if its valid depths exceed ``max_depth``.
+    """
+    path = Path(path)
+    img = _open_image(path)
+    if img.mode not in ("I;16", "I;16B", "I;16L", "I"):
+        raise FormatError(f"{path}: expected a 16-bit single-channel depth PNG, got mode {img.mode!r}")
+    mm = np.asarray(img)
+    if mm.ndim != 2:
+        raise FormatError(f"{path}: expected a 2-D depth image, got shape {mm.shape}")
+    if mm.min(initial=0) < 0 or mm.max(initial=0) > 65535:
+        raise FormatError(f"{path}: values outside the uint16 range")
+    depth = (mm.astype(np.float32) / np.float32(MM_PER_M))
+    if depth.max(initial=0.0) > max_depth:
+        raise FormatError(f"{path}: depth {depth.max():.3f} m is beyond the plausible maximum {max_depth} m")
+    return depth
+
+
+def write_rgb(path: str | os.PathLike, rgb: np.ndarray, quality: int = 95) -> None:
+    """Write an ``(H, W, 3)`` uint8 image; the format follows the suffix (``.png`` or ``.jpg``).
+
+    Introduced in Chapter 1.
+    """
+    path = Path(path)
+    rgb = np.asarray(rgb)
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise FormatError(f"{path}: expected an (H, W, 3) uint8 image, got {rgb.dtype} {rgb.shape}")
+    suffix = path.suffix.lower()
+    if suffix == ".png":
+        Image.fromarray(rgb).save(path, format="PNG", compress_level=1)
+    elif suffix in (".jpg", ".jpeg"):
+        Image.fromarray(rgb).save(path, format="JPEG", quality=quality)
+    else:
+        raise FormatError(f"{path}: unknown image suffix {suffix!r} (use .png or .jpg)")
+
+
+def read_rgb(path: str | os.PathLike) -> np.ndarray:
+    """Read an 8-bit RGB image as an ``(H, W, 3)`` uint8 array.
+
+    Introduced in Chapter 1.
+    """
+    path = Path(path)
+    img = _open_image(path)
+    if img.mode != "RGB":
+        if img.mode in ("L", "P", "RGBA"):
+            img = img.convert("RGB")
+        else:
+            raise FormatError(f"{path}: expected an 8-bit RGB image, got mode {img.mode!r}")
+    return np.array(img)  # a writable copy (torch.from_numpy needs one)

@@ -1,0 +1,42 @@
+"""Where the book's data lives (Chapter 1).
+
+Inside a clone of the repository the data folder is ``<repo>/data``; elsewhere (a pip install in
+Colab, say) it is ``./data`` under the working directory. ``MDLEARN_DATA`` overrides both.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+__all__ = ["project_root", "data_dir", "chapters_dir"]
+
+
+def project_root(start: str | os.PathLike | None = None) -> Path | None:
+    """The repository root (the folder holding ``_toc.yml`` and ``mdlearn/``), or ``None``.
+
+    Searches upwards from ``start`` (default: the working directory), then from this package.
+    """
+    candidates = [Path(start or os.getcwd()).resolve(), Path(__file__).resolve().parent]
+    for base in candidates:
+        for folder in (base, *base.parents):
+            if (folder / "_toc.yml").is_file() and (folder / "mdlearn").is_dir():
+                return folder
+    return None
+
+
+def data_dir() -> Path:
+    """The folder datasets are generated into or placed in (created on demand by writers)."""
+    env = os.environ.get("MDLEARN_DATA")
+    if env:
+        return Path(env).expanduser().resolve()
+    root = project_root()
+    return (root / "data") if root is not None else Path.cwd() / "data"
+
+
+def chapters_dir() -> Path:
+    """The folder of the book's chapter notebooks (needs a clone of the repository)."""
+    root = project_root()
+    if root is None:
+        raise FileNotFoundError("chapters/ is only available in a clone of the mdlearn repository")
+    return root / "chapters"

@@ -1,0 +1,70 @@
+"""Named run sizes: the ``smoke``, ``book`` and ``full`` presets of every chapter (Chapter 1).
+
+A chapter's ``parameters`` cell selects a preset; the next cell calls :func:`chapter_config`,
+which returns that preset's values with any explicitly given parameter overriding them. The same
+names drive ``mdlearn chapter run NAME --preset P`` and papermill's ``-p preset P``.
+
+* ``smoke`` — seconds per chapter; what CI runs (nbval).
+* ``book`` — the default: a few minutes per chapter on a laptop CPU; what the HTML book shows.
+* ``full`` — paper scale, meant for a GPU.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .errors import UsageError
+from .synthetic.dataset import IndoorSpec
+
+__all__ = ["PRESETS", "DATASETS", "CHAPTER_PRESETS", "chapter_config", "dataset_spec"]
+
+PRESETS = ("smoke", "book", "full")
+
+#: The synthetic datasets the book uses, by name. ``indoor`` is the embedded default
+#: (``make book`` / ``make test`` generate it into ``data/indoor``): 60 rooms x 38 views,
+#: 54 training rooms (2,052 views) and 6 test rooms (228 views) at 640x480.
+DATASETS: dict[str, IndoorSpec] = {
+    "indoor-smoke": IndoorSpec(rooms=4, views_per_room=3, seed=2014, test_fraction=0.25),
+    "indoor": IndoorSpec(rooms=60, views_per_room=38, seed=2014, test_fraction=0.1),
+}
+
+#: Per chapter: the values each preset gives the chapter's parameters.
+CHAPTER_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
+    "01_depth_from_a_single_image": {
+        "smoke": {"dataset": "indoor-smoke", "n_samples": 3, "n_stats_views": 6, "dollhouse_scales": [0.5, 2.0],
+                  "cloud_stride": 8},
+        "book": {"dataset": "indoor", "n_samples": 6, "n_stats_views": 300, "dollhouse_scales": [0.25, 0.5, 2.0, 1.7],
+                 "cloud_stride": 4},
+        "full": {"dataset": "indoor", "n_samples": 8, "n_stats_views": 2280, "dollhouse_scales": [0.25, 0.5, 2.0, 1.7, 3.3],
+                 "cloud_stride": 2},
+    },
+}
+
+
+def chapter_config(chapter: str, preset: str, **overrides: Any) -> dict[str, Any]:
+    """The parameters of ``chapter`` under ``preset``, with non-``None`` ``overrides`` applied.
+
+    Introduced in Chapter 1. Raises :class:`~mdlearn.errors.UsageError` for an unknown chapter,
+    preset or parameter name.
+    """
+    if preset not in PRESETS:
+        raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if chapter not in CHAPTER_PRESETS:
+        raise UsageError(f"unknown chapter {chapter!r}; known: {', '.join(CHAPTER_PRESETS)}")
+    cfg = dict(CHAPTER_PRESETS[chapter][preset])
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        if key not in cfg:
+            raise UsageError(f"chapter {chapter} has no parameter {key!r}; known: {', '.join(cfg)}")
+        cfg[key] = value
+    cfg["preset"] = preset
+    return cfg
+
+
+def dataset_spec(name: str) -> IndoorSpec:
+    """The :class:`~mdlearn.synthetic.dataset.IndoorSpec` of a named dataset (Chapter 1)."""
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise UsageError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}") from None

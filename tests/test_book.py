@@ -1,0 +1,45 @@
+"""The book's configuration does what the README promises (offline math, failing builds, launch buttons)."""
+
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_config_executes_strictly_with_an_explicit_timeout():
+    cfg = yaml.safe_load((REPO / "_config.yml").read_text())
+    ex = cfg["execute"]
+    assert ex["execute_notebooks"] in ("cache", "force")
+    assert isinstance(ex["timeout"], int) and ex["timeout"] > 30
+    assert ex["allow_errors"] is False and ex["raise_on_error"] is True
+    assert "sphinx-mathjax-offline" in cfg["sphinx"]["extra_extensions"]
+    assert cfg["launch_buttons"]["colab_url"] and cfg["launch_buttons"]["binderhub_url"]
+    assert cfg["launch_buttons"]["notebook_interface"] == "jupyterlab"
+    assert cfg["repository"]["url"]
+    assert str(cfg["copyright"]).strip()
+
+
+def test_bibliography_cites_the_paper():
+    cfg = yaml.safe_load((REPO / "_config.yml").read_text())
+    bib = (REPO / cfg["bibtex_bibfiles"][0]).read_text()
+    assert "@inproceedings{eigen2014depth" in bib
+    chapter1 = next((REPO / "chapters").glob("01_*.ipynb")).read_text()
+    assert "{cite}`eigen2014depth`" in chapter1
+
+
+def test_requirements_pin_the_toolchain_and_install_the_package():
+    lines = [x.split("#")[0].strip() for x in (REPO / "requirements.txt").read_text().splitlines()]
+    lines = [x for x in lines if x]
+    assert "torch==2.14.1" in lines and "torchvision==0.29.1" in lines
+    assert any(x.startswith("jupyter-book==1.") for x in lines)
+    assert "-e ." in lines
+    pinned = [x for x in lines if not x.startswith("-e")]
+    assert all("==" in x for x in pinned), [x for x in pinned if "==" not in x]
+
+
+def test_ci_runs_the_readme_test_command():
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "make test" in readme and "make book" in readme
+    assert "make test" in [line.strip() for line in ci.splitlines()]
