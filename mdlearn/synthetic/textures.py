@@ -19,11 +19,18 @@ __all__ = ["TEXTURE_KINDS", "value_noise", "pattern"]
 TEXTURE_KINDS = ("plain", "planks", "tiles", "stripes", "grain", "shelf", "window", "carpet")
 
 
-def _hash3(ix: torch.Tensor, iy: torch.Tensor, iz: torch.Tensor) -> torch.Tensor:
-    """Integer lattice hash to [0, 1), identical on every device (int64 arithmetic)."""
-    h = (ix * 73856093) ^ (iy * 19349663) ^ (iz * 83492791)
+_PRIMES = (73856093, 19349663, 83492791)
+
+
+def _mix(h: torch.Tensor) -> torch.Tensor:
+    """Final avalanche of a lattice hash, to [0, 1)."""
     h = (h ^ (h >> 15)) * 2654435761
     return ((h >> 8) & 0xFFFF).to(torch.float32) * (1.0 / 65536.0)
+
+
+def _hash3(ix: torch.Tensor, iy: torch.Tensor, iz: torch.Tensor) -> torch.Tensor:
+    """Integer lattice hash to [0, 1), identical on every device (int64 arithmetic)."""
+    return _mix((ix * _PRIMES[0]) ^ (iy * _PRIMES[1]) ^ (iz * _PRIMES[2]))
 
 
 def value_noise(p: torch.Tensor) -> torch.Tensor:
@@ -32,14 +39,17 @@ def value_noise(p: torch.Tensor) -> torch.Tensor:
     i = f.to(torch.int64)
     w = p - f
     w = w * w * (3.0 - 2.0 * w)  # smoothstep
+    # per-axis hashed lattice coordinates for the two neighbours along each axis
+    hx = (i[..., 0] * _PRIMES[0], (i[..., 0] + 1) * _PRIMES[0])
+    hy = (i[..., 1] * _PRIMES[1], (i[..., 1] + 1) * _PRIMES[1])
+    hz = (i[..., 2] * _PRIMES[2], (i[..., 2] + 1) * _PRIMES[2])
+    wx, wy, wz = (1.0 - w[..., 0], w[..., 0]), (1.0 - w[..., 1], w[..., 1]), (1.0 - w[..., 2], w[..., 2])
     out = torch.zeros(p.shape[:-1], dtype=p.dtype, device=p.device)
-    for dx in (0, 1):
-        wx = w[..., 0] if dx else 1.0 - w[..., 0]
-        for dy in (0, 1):
-            wy = w[..., 1] if dy else 1.0 - w[..., 1]
-            for dz in (0, 1):
-                wz = w[..., 2] if dz else 1.0 - w[..., 2]
-                out = out + wx * wy * wz * _hash3(i[..., 0] + dx, i[..., 1] + dy, i[..., 2] + dz).to(p.dtype)
+    for a in (0, 1):
+        for b in (0, 1):
+            hxy = hx[a] ^ hy[b]
+            wxy = wx[a] * wy[b]
+            out = out + wxy * (wz[0] * _mix(hxy ^ hz[0]).to(p.dtype) + wz[1] * _mix(hxy ^ hz[1]).to(p.dtype))
     return out
 
 
