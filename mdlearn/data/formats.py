@@ -7,6 +7,8 @@ that convention in exactly one pair of functions here, and checks that what it r
 * :func:`write_depth_png_mm` / :func:`read_depth_png_mm` — uint16 PNG in millimetres, 0 = invalid
   (the NYU "sync" layout used by BTS, AdaBins and most later work).
 * :func:`write_rgb` / :func:`read_rgb` — 8-bit RGB PNG or JPEG.
+* :func:`write_depth_png_kitti` / :func:`read_depth_png_kitti` — uint16 PNG in metres x 256,
+  0 = invalid (the KITTI depth benchmark and the public Velodyne ground truth; Chapter 3).
 
 Every error names the file and the problem (:class:`FormatError`).
 """
@@ -29,6 +31,10 @@ __all__ = [
     "read_depth_png_mm",
     "write_rgb",
     "read_rgb",
+    "KITTI_DEPTH_SCALE",
+    "MAX_DEPTH_PNG_KITTI",
+    "write_depth_png_kitti",
+    "read_depth_png_kitti",
 ]
 
 MM_PER_M = 1000.0
@@ -125,3 +131,50 @@ def read_rgb(path: str | os.PathLike) -> np.ndarray:
         else:
             raise FormatError(f"{path}: expected an 8-bit RGB image, got mode {img.mode!r}")
     return np.array(img)  # a writable copy (torch.from_numpy needs one)
+
+
+#: KITTI depth PNGs store ``round(metres * 256)`` (the depth benchmark's devkit convention).
+KITTI_DEPTH_SCALE = 256.0
+#: Largest depth a KITTI uint16 PNG can hold, in metres.
+MAX_DEPTH_PNG_KITTI = 65535.0 / KITTI_DEPTH_SCALE
+
+
+def write_depth_png_kitti(path: str | os.PathLike, depth: np.ndarray) -> None:
+    """Write a metric depth map as a KITTI uint16 PNG: ``round(metres * 256)``, 0 = invalid.
+
+    Introduced in Chapter 3. Reading it back is exact to 1/512 m. Depths that would round to 0
+    (below 1/512 m) are stored as invalid. Raises :class:`FormatError` for NaN, negative depths or
+    depths beyond :data:`MAX_DEPTH_PNG_KITTI` (about 256 m).
+    """
+    path = Path(path)
+    depth = np.asarray(depth)
+    if depth.ndim != 2:
+        raise FormatError(f"{path}: a depth map must be 2-D (H, W), got shape {depth.shape}")
+    if not np.isfinite(depth).all():
+        raise FormatError(f"{path}: depth contains NaN or infinity; use 0 for invalid pixels")
+    if (depth < 0).any():
+        raise FormatError(f"{path}: depth contains negative values (min {depth.min():.4g} m)")
+    if depth.max(initial=0.0) > MAX_DEPTH_PNG_KITTI:
+        raise FormatError(f"{path}: depth {depth.max():.3f} m exceeds the KITTI uint16 range "
+                          f"({MAX_DEPTH_PNG_KITTI:.2f} m)")
+    q = np.rint(depth.astype(np.float64) * KITTI_DEPTH_SCALE).astype(np.uint16)
+    Image.fromarray(q).save(path, format="PNG", compress_level=1)
+
+
+def read_depth_png_kitti(path: str | os.PathLike) -> np.ndarray:
+    """Read a KITTI depth PNG (uint16, metres x 256, 0 = invalid) as float32 metres.
+
+    Introduced in Chapter 3. Reads the official annotated ground truth and the output of
+    ``mdlearn prepare kitti-raw`` alike. Raises :class:`FormatError` for anything but a
+    single-channel 16-bit image.
+    """
+    path = Path(path)
+    img = _open_image(path)
+    if img.mode not in ("I;16", "I;16B", "I;16L", "I"):
+        raise FormatError(f"{path}: expected a 16-bit single-channel KITTI depth PNG, got mode {img.mode!r}")
+    q = np.asarray(img)
+    if q.ndim != 2:
+        raise FormatError(f"{path}: expected a 2-D depth image, got shape {q.shape}")
+    if q.min(initial=0) < 0 or q.max(initial=0) > 65535:
+        raise FormatError(f"{path}: values outside the uint16 range")
+    return q.astype(np.float32) / np.float32(KITTI_DEPTH_SCALE)

@@ -1,0 +1,254 @@
+"""From a Velodyne sweep to a sparse depth map in a camera image (Chapter 3).
+
+Introduced in Chapter 3 (*Depth from a laser scanner*). A scan is projected with
+``P_rect_0c . R_rect_00 . Tr_velo_to_cam`` (:meth:`~mdlearn.data.kitti.Calibration.velo_to_image`);
+points behind the camera or outside the image are dropped, and when several points land in one
+pixel a **conflict rule** picks one:
+
+* ``"time"`` — the paper's rule (§4.2): the point captured closest in time to the image. A
+  spinning scanner captures a point when it faces the point's azimuth, so the capture time
+  follows from the azimuth (:func:`sweep_time_offsets`) unless exact times are given.
+* ``"nearest"`` — the public ground truth's rule (``monodepth2:kitti_utils.py``): the smallest depth.
+
+The value stored per pixel is a **ground-truth variant** (:data:`GT_VARIANTS`): ``camz``, the
+z-depth in the rectified camera (what a depth map means); ``velx``, the Velodyne forward
+coordinate ``x`` (what monodepth2's ``export_gt_depth.py`` stores, kept to reproduce published
+numbers); ``annotated`` is the official annotated maps, which are read, not computed.
+
+Pixel convention: mdlearn puts pixel centres at integer coordinates (:mod:`mdlearn.camera`), so
+a point at ``(u, v)`` belongs to pixel ``(round(u), round(v))`` (:data:`PIXEL_RULES`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .kitti import Calibration
+
+__all__ = [
+    "GT_VARIANTS",
+    "CONFLICT_RULES",
+    "PIXEL_RULES",
+    "SCAN_RATE_HZ",
+    "SCAN_DIRECTION",
+    "Projection",
+    "project_scan",
+    "sweep_time_offsets",
+    "resolve_conflicts",
+    "sparse_depth",
+    "edge_alignment",
+]
+
+#: The named ground-truth variants and what each stores.
+GT_VARIANTS = {
+    "camz": "z-depth of the Velodyne point in the rectified camera (row 3 of P_rect . R_rect_00 . Tr_velo_to_cam)",
+    "velx": "forward coordinate x of the point in the Velodyne frame (monodepth2 export_gt_depth.py, vel_depth=True)",
+    "annotated": "the official KITTI depth-benchmark annotated maps (data_depth_annotated), read from disk",
+}
+#: Conflict rules for several points in one pixel.
+CONFLICT_RULES = {
+    "time": "the point captured closest in time to the image (the paper, section 4.2); ties: the nearer one",
+    "nearest": "the point with the smallest stored depth (monodepth2 generate_depth_map and the public ground truth)",
+}
+#: How a projected position ``(u, v)`` becomes a pixel index.
+PIXEL_RULES = {
+    "round": "nearest pixel centre, centres at integer coordinates (mdlearn's convention; the synthetic rig)",
+    "floor": "int truncation (the point counts quoted in shared/data/MANIFEST.md use it)",
+    "monodepth2": "round(u) - 1, round(v) - 1 ('same as KITTI matlab' in monodepth2 kitti_utils.py)",
+}
+
+#: Spin rate of the HDL-64E in KITTI (10 Hz: one sweep per frame).
+SCAN_RATE_HZ = 10.0
+#: Spin direction seen from above. KITTI triggers the cameras when the scanner faces forward (+x);
+#: with a clockwise spin the azimuth ``atan2(y, x)`` decreases with time, so points to the left
+#: were captured before the image and points to the right after it.
+SCAN_DIRECTION = "clockwise"
+
+
+def sweep_time_offsets(points: np.ndarray, rate_hz: float = SCAN_RATE_HZ,
+                       direction: str = SCAN_DIRECTION) -> np.ndarray:
+    """Capture time of each point relative to the moment the scanner faced forward (seconds).
+
+    Introduced in Chapter 3. A spinning scanner reaches azimuth ``phi = atan2(y, x)`` at
+    ``-phi / (2 pi rate)`` for a clockwise spin (``+phi / (2 pi rate)`` counter-clockwise), so the
+    offsets lie in ``[-1/(2 rate), 1/(2 rate)]`` (±50 ms at 10 Hz).
+
+    Args:
+        points: ``(N, >=2)`` Velodyne-frame points.
+    """
+    if direction not in ("clockwise", "counterclockwise"):
+        raise ValueError(f"direction must be 'clockwise' or 'counterclockwise', got {direction!r}")
+    phi = np.arctan2(points[:, 1].astype(np.float64), points[:, 0].astype(np.float64))
+    sign = -1.0 if direction == "clockwise" else 1.0
+    return sign * phi / (2.0 * np.pi * rate_hz)
+
+
+@dataclass
+class Projection:
+    """The points of a scan that land in an image.
+
+    ``index`` are their rows in the scan, ``u``/``v`` their integer pixel column/row,
+    ``uv`` the sub-pixel position, ``camz`` the rectified-camera z-depth, ``velx`` the Velodyne x.
+    """
+
+    index: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    uv: np.ndarray
+    camz: np.ndarray
+    velx: np.ndarray
+    width: int
+    height: int
+
+    def values(self, variant: str) -> np.ndarray:
+        if variant == "camz":
+            return self.camz
+        if variant == "velx":
+            return self.velx
+        raise ValueError(f"variant {variant!r} is not computed from a scan; use 'camz' or 'velx' "
+                         f"('annotated' maps are read from disk)")
+
+
+def project_scan(points: np.ndarray, calib: Calibration, cam: int = 2, size: tuple[int, int] | None = None,
+                 pixel: str = "round", min_depth: float = 1e-3) -> Projection:
+    """Project a Velodyne scan into rectified camera ``cam``.
+
+    Introduced in Chapter 3.
+
+    Args:
+        points: ``(N, >=3)`` Velodyne-frame points (metres).
+        calib: the drive's calibration.
+        cam: 2 (left colour camera) or 3 (right).
+        size: ``(width, height)`` of the image; default: ``S_rect_0c`` from the calibration.
+        pixel: a key of :data:`PIXEL_RULES`.
+        min_depth: points with camera z-depth at or below this are behind the camera and dropped.
+
+    Returns:
+        the :class:`Projection` of the points inside the image.
+    """
+    if pixel not in PIXEL_RULES:
+        raise ValueError(f"unknown pixel rule {pixel!r}; choose one of {', '.join(PIXEL_RULES)}")
+    w, h = size or calib.image_size.get(cam, (0, 0))
+    if not (w > 0 and h > 0):
+        raise ValueError("image size unknown: pass size=(width, height)")
+    M = calib.velo_to_image(cam)
+    xyz = np.asarray(points[:, :3], dtype=np.float64)
+    y = xyz @ M[:, :3].T + M[:, 3]
+    z = y[:, 2]
+    front = z > min_depth
+    zs = np.where(front, z, 1.0)
+    u, v = y[:, 0] / zs, y[:, 1] / zs
+    if pixel == "round":
+        ui, vi = np.rint(u), np.rint(v)
+    elif pixel == "floor":
+        ui, vi = np.floor(u), np.floor(v)
+    else:
+        ui, vi = np.rint(u) - 1, np.rint(v) - 1
+    inside = front & (ui >= 0) & (vi >= 0) & (ui < w) & (vi < h)
+    idx = np.nonzero(inside)[0]
+    return Projection(index=idx, u=ui[idx].astype(np.int64), v=vi[idx].astype(np.int64),
+                      uv=np.stack([u[idx], v[idx]], -1), camz=z[idx], velx=xyz[idx, 0],
+                      width=int(w), height=int(h))
+
+
+def resolve_conflicts(linear: np.ndarray, values: np.ndarray, rule: str = "time",
+                      dt: np.ndarray | None = None) -> np.ndarray:
+    """Indices (into the inputs) of the one point kept per pixel.
+
+    Introduced in Chapter 3.
+
+    Args:
+        linear: ``(N,)`` linear pixel index ``v * width + u`` of each point.
+        values: ``(N,)`` depth each point would store.
+        rule: ``"time"`` (smallest ``|dt|``, then smallest value) or ``"nearest"`` (smallest value).
+        dt: ``(N,)`` capture time minus image time (seconds); needed by ``"time"``.
+
+    Returns:
+        indices of the kept points, one per occupied pixel, in increasing pixel order.
+    """
+    if rule == "time":
+        if dt is None:
+            raise ValueError("the 'time' rule needs each point's capture time (dt)")
+        order = np.lexsort((values, np.abs(dt), linear))
+    elif rule == "nearest":
+        order = np.lexsort((values, linear))
+    else:
+        raise ValueError(f"unknown conflict rule {rule!r}; choose one of {', '.join(CONFLICT_RULES)}")
+    first = np.ones(order.size, dtype=bool)
+    first[1:] = linear[order][1:] != linear[order][:-1]
+    return order[first]
+
+
+def sparse_depth(points: np.ndarray, calib: Calibration, cam: int = 2, size: tuple[int, int] | None = None,
+                 variant: str = "camz", rule: str = "time", times: np.ndarray | None = None,
+                 image_dt: float = 0.0, pixel: str = "round", rate_hz: float = SCAN_RATE_HZ,
+                 direction: str = SCAN_DIRECTION, return_stats: bool = False):
+    """The sparse depth map of one scan in camera ``cam``: float32 metres, 0 = no point.
+
+    Introduced in Chapter 3.
+
+    Args:
+        points: ``(N, >=3)`` Velodyne-frame points.
+        calib, cam, size, pixel: as for :func:`project_scan`.
+        variant: ``"camz"`` or ``"velx"`` (:data:`GT_VARIANTS`).
+        rule: ``"time"`` or ``"nearest"`` (:data:`CONFLICT_RULES`).
+        times: ``(N,)`` capture times relative to the scan's forward-facing timestamp (seconds);
+            default: derived from each point's azimuth (:func:`sweep_time_offsets`).
+        image_dt: image timestamp minus the scan's forward-facing timestamp (seconds).
+        return_stats: also return a dict with the number of points in the image and of pixels
+            where the rule had to choose.
+
+    Returns:
+        ``(H, W)`` float32 depth, or ``(depth, stats)``.
+    """
+    proj = project_scan(points, calib, cam, size, pixel=pixel)
+    vals = proj.values(variant)
+    linear = proj.v * proj.width + proj.u
+    dt = None
+    if rule == "time":
+        t = sweep_time_offsets(points, rate_hz, direction) if times is None else np.asarray(times, np.float64)
+        dt = t[proj.index] - image_dt
+    keep = resolve_conflicts(linear, vals, rule, dt)
+    depth = np.zeros(proj.height * proj.width, dtype=np.float32)
+    depth[linear[keep]] = vals[keep]
+    depth = depth.reshape(proj.height, proj.width)
+    if return_stats:
+        return depth, {"points_in_image": int(proj.index.size), "pixels": int(keep.size),
+                       "conflict_points": int(proj.index.size - keep.size)}
+    return depth
+
+
+def edge_alignment(depth: np.ndarray, rgb: np.ndarray, shift: tuple[int, int] = (0, 0), gap: int = 8,
+                   jump: float = 0.15, percentile: float = 85.0) -> tuple[float, float]:
+    """How well the depth discontinuities of a sparse map sit on image edges (a measured check).
+
+    Introduced in Chapter 3. Along each image row, neighbouring depth pixels (at most ``gap``
+    columns apart) whose depths differ by more than ``jump`` in log are a **depth edge**, placed
+    midway between them. An **image edge** is a pixel whose Gaussian gradient magnitude (sigma 1)
+    is in the top ``100 - percentile`` % of the image, grown by one pixel.
+
+    Returns:
+        ``(on_edges, baseline)``: the fraction of depth edges that fall on image edges, and the
+        same fraction for all neighbouring pairs (what chance alignment gives). ``shift``
+        ``(du, dv)`` moves the depth samples first, to show the fraction falls when misaligned.
+    """
+    from scipy import ndimage
+
+    gray = np.asarray(rgb, dtype=np.float32)
+    gray = gray.mean(-1) if gray.ndim == 3 else gray
+    grad = ndimage.gaussian_gradient_magnitude(gray, 1.0)
+    strong = ndimage.binary_dilation(grad > np.percentile(grad, percentile), iterations=1)
+    vs, us = np.nonzero(depth > 0)
+    order = np.lexsort((us, vs))
+    vs, us = vs[order], us[order]
+    pair = (vs[1:] == vs[:-1]) & (us[1:] - us[:-1] <= gap)
+    d0, d1 = depth[vs[:-1], us[:-1]], depth[vs[1:], us[1:]]
+    is_edge = pair & (np.abs(np.log(d1 / d0)) > jump)
+    h, w = depth.shape
+    uu, vv = (us[:-1] + us[1:]) // 2 + shift[0], vs[:-1] + shift[1]
+    ok = (uu >= 0) & (uu < w) & (vv >= 0) & (vv < h)
+    hits = strong[vv[ok], uu[ok]]
+    e, p = is_edge[ok], pair[ok]
+    return float(hits[e].mean()) if e.any() else float("nan"), float(hits[p].mean()) if p.any() else float("nan")

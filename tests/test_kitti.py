@@ -1,0 +1,241 @@
+"""mdlearn.data.kitti and kitti_depth: readers, projection and conflict rules.
+
+Real files from ../shared/data/kitti (skipped with a reason when absent) and constructed cases
+with known answers.
+"""
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mdlearn.data import kitti
+from mdlearn.data import kitti_depth as kd
+from mdlearn.data.formats import FormatError, read_depth_png_kitti, read_rgb, write_depth_png_kitti
+
+SIZE = (1242, 375)
+# MANIFEST.md: points of each object frame in the image (int truncation) and their camera z range
+OBJECT_FRAMES = {"000001": (120268, 18630, 4.77, 76.73), "000002": (126891, 20210, 4.50, 79.21)}
+
+
+@pytest.fixture(scope="module")
+def kdir(shared_data):
+    return shared_data / "kitti"
+
+
+@pytest.fixture(scope="module")
+def raw_calib(kdir):
+    return kitti.read_raw_calibration(kdir / "raw" / "2011_09_26")
+
+
+# ------------------------------------------------------------------------------- real files
+
+
+@pytest.mark.parametrize("frame", sorted(OBJECT_FRAMES))
+def test_raw_and_object_calibration_agree(kdir, raw_calib, frame):
+    obj = kitti.read_object_calibration(kdir / "object_frames" / "calib" / f"{frame}.txt", SIZE)
+    for c in range(4):
+        np.testing.assert_allclose(obj.P_rect[c], raw_calib.P_rect[c], rtol=0, atol=1e-9)
+        np.testing.assert_allclose(obj.velo_to_image(c), raw_calib.velo_to_image(c), rtol=0, atol=1e-9)
+    assert raw_calib.image_size[2] == SIZE
+    assert raw_calib.baseline() == pytest.approx(0.532, abs=0.005)  # the colour cameras' baseline
+
+
+@pytest.mark.parametrize("frame", sorted(OBJECT_FRAMES))
+def test_real_scan_lands_in_the_image(kdir, raw_calib, frame):
+    n_total, n_in, zmin, zmax = OBJECT_FRAMES[frame]
+    pts = kitti.read_velodyne(kdir / "object_frames" / "velodyne" / f"{frame}.bin")
+    assert pts.shape == (n_total, 4) and pts.dtype == np.float32
+    floor = kd.project_scan(pts, raw_calib, 2, SIZE, pixel="floor")
+    assert floor.index.size == n_in  # exactly the MANIFEST's count
+    assert floor.camz.min() == pytest.approx(zmin, abs=0.01) and floor.camz.max() == pytest.approx(zmax, abs=0.01)
+    rnd = kd.project_scan(pts, raw_calib, 2, SIZE, pixel="round")
+    assert abs(rnd.index.size - n_in) / n_in < 0.005
+    assert (pts[rnd.index, 0] > 0).all()
+
+
+def test_real_scans_sit_on_image_structure(kdir, raw_calib):
+    aligned, shifted = [], []
+    for frame in sorted(OBJECT_FRAMES):
+        pts = kitti.read_velodyne(kdir / "object_frames" / "velodyne" / f"{frame}.bin")
+        rgb = read_rgb(kdir / "object_frames" / "image_2" / f"{frame}.png")
+        depth = kd.sparse_depth(pts, raw_calib, 2, SIZE)
+        on_edges, chance = kd.edge_alignment(depth, rgb)
+        assert on_edges > 2.0 * chance, (frame, on_edges, chance)  # measured: 0.75 vs 0.29, 0.81 vs 0.26
+        aligned.append(on_edges)
+        shifted += [kd.edge_alignment(depth, rgb, s)[0] for s in ((20, 0), (-20, 0), (0, 10), (0, -10))]
+    assert np.mean(aligned) > np.mean(shifted) + 0.1
+
+
+def test_annotated_ground_truth_decodes(kdir):
+    for png in sorted((kdir / "gt_pairs" / "depth").glob("*.png")):
+        depth = read_depth_png_kitti(png)
+        assert depth.shape == (375, 1242) and depth.dtype == np.float32
+        valid = depth > 0
+        assert 0.18 <= valid.mean() <= 0.21, png.name  # MANIFEST: 19-21 % valid
+        assert 4.0 < depth[valid].min() and depth[valid].max() < 90.0
+
+
+def test_split_lists_load(kdir):
+    s = kdir / "splits"
+    counts = {n: len(kitti.read_split(s / f"{n}.txt")) for n in
+              ("eigen_test_files", "eigen_benchmark_test_files", "eigen_train_files", "eigen_val_files")}
+    assert counts == {"eigen_test_files": 697, "eigen_benchmark_test_files": 652,
+                      "eigen_train_files": 22600, "eigen_val_files": 888}
+    test = kitti.read_split(s / "eigen_test_files.txt")
+    assert test[0] == kitti.SplitEntry("2011_09_26/2011_09_26_drive_0002_sync", 69, ("l",))
+    assert len({e.drive for e in test}) == 28
+    train = kitti.read_split(s / "eigen_train_files.txt")
+    assert len(kitti.expand_sides(train)) == 45200  # both cameras, unassociated
+    bench = {(e.drive, e.frame) for e in kitti.read_split(s / "eigen_benchmark_test_files.txt")}
+    assert bench <= {(e.drive, e.frame) for e in test}
+    assert len(test) - len(bench) == 45  # test frames without annotated ground truth
+
+
+def test_real_raw_drive_metadata(kdir):
+    drive = kdir / "raw" / "2011_09_26" / "2011_09_26_drive_0001_sync"
+    packet = kitti.read_oxts_packet(drive / "oxts" / "data" / "0000000000.txt")
+    fields = dict(zip(kitti.OXTS_FIELDS, packet))
+    assert fields["vf"] == pytest.approx(13.1727, abs=1e-3) and fields["az"] == pytest.approx(10.21, abs=0.01)
+    assert not kitti.stationary_mask(packet[None])[0]
+    cam = kitti.read_timestamps(drive / "image_02" / "timestamps.txt")
+    velo = kitti.read_timestamps(drive / "velodyne_points" / "timestamps.txt")
+    start = kitti.read_timestamps(drive / "velodyne_points" / "timestamps_start.txt")
+    end = kitti.read_timestamps(drive / "velodyne_points" / "timestamps_end.txt")
+    assert len(cam) == len(velo) == 108
+    # one sweep per frame (~0.1 s), the scanner faces forward mid-sweep, the camera fires then
+    assert np.allclose((end - start) / 1e9, 0.103, atol=0.005)
+    assert np.abs((velo - (start + end) / 2) / 1e9).max() < 0.005
+    assert np.abs((cam - velo) / 1e9).max() < 0.02
+
+
+# ------------------------------------------------------------------------ constructed cases
+
+
+def _identity_calib(f=100.0, w=64, h=48):
+    """A rig whose camera sits at the Velodyne origin: camera x = -vel y, y = -vel z, z = vel x."""
+    Tr = np.eye(4)
+    Tr[:3, :3] = [[0, -1, 0], [0, 0, -1], [1, 0, 0]]
+    P = np.array([[f, 0, (w - 1) / 2, 0], [0, f, (h - 1) / 2, 0], [0, 0, 1, 0]], dtype=np.float64)
+    return kitti.Calibration({c: P for c in range(4)}, np.eye(3), Tr, {c: (w, h) for c in range(4)})
+
+
+def test_projection_of_known_points():
+    calib = _identity_calib()
+    pts = np.array([[10.0, 0.0, 0.0, 0.5],      # straight ahead: the centre pixel area
+                    [10.0, 1.0, 0.0, 0.5],      # 1 m to the left at 10 m: 10 px left of centre
+                    [-5.0, 0.0, 0.0, 0.5],      # behind
+                    [10.0, -100.0, 0.0, 0.5]])  # far outside the image
+    proj = kd.project_scan(pts, calib, 2)
+    assert proj.index.tolist() == [0, 1]
+    assert np.allclose(proj.uv, [[31.5, 23.5], [21.5, 23.5]])
+    assert proj.camz.tolist() == [10.0, 10.0]
+
+
+def test_time_rule_picks_the_point_captured_with_the_image():
+    """Two points in one pixel: a cyclist at 6 m seen 40 ms before the image (it has since moved
+    on), and the wall behind it at 15 m seen 1 ms after. The image shows the wall."""
+    calib = _identity_calib()
+    pts = np.array([[6.0, 0.0, 0.0, 0.3], [15.0, 0.0, 0.0, 0.3], [8.0, 2.0, 0.0, 0.3]])
+    times = np.array([-0.040, 0.001, 0.0])
+    by_time = kd.sparse_depth(pts, calib, 2, times=times, rule="time")
+    by_depth = kd.sparse_depth(pts, calib, 2, times=times, rule="nearest")
+    u0, v0 = 32, 24  # round(31.5) = 32 (numpy rounds half to even), round(23.5) = 24
+    assert by_time[v0, u0] == 15.0 and by_depth[v0, u0] == 6.0
+    assert (by_time > 0).sum() == (by_depth > 0).sum() == 2
+
+
+def test_time_offsets_follow_the_spin():
+    pts = np.array([[1.0, 0.0, 0], [0.0, 1.0, 0], [0.0, -1.0, 0], [-1.0, 1e-9, 0]])
+    t = kd.sweep_time_offsets(pts, rate_hz=10.0, direction="clockwise")
+    assert np.allclose(t, [0.0, -0.025, 0.025, -0.05])
+    assert np.allclose(kd.sweep_time_offsets(pts, direction="counterclockwise"), -t)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 40), st.integers(0, 10_000))
+def test_one_point_per_pixel_and_it_is_the_chosen_one(w, h, seed):
+    rng = np.random.default_rng(seed)
+    n = 200
+    lin = rng.integers(0, w * h, n)
+    vals = rng.uniform(1, 80, n)
+    dt = rng.uniform(-0.05, 0.05, n)
+    for rule in ("time", "nearest"):
+        keep = kd.resolve_conflicts(lin, vals, rule, dt)
+        assert np.array_equal(lin[keep], np.unique(lin))  # one per occupied pixel (no index aliasing)
+        key = np.abs(dt) if rule == "time" else vals
+        for k in keep:
+            assert key[k] == key[lin == lin[k]].min()
+
+
+def test_crops_match_the_published_pixels():
+    assert kitti.GARG_CROP.slices(375, 1242) == (slice(153, 371), slice(44, 1197))
+    assert kitti.EIGEN_CROP.slices(375, 1242) == (slice(124, 342), slice(44, 1197))
+    assert kitti.GARG_CROP.mask(375, 1242).sum() == 218 * 1153
+    assert (kitti.KITTI_MIN_DEPTH, kitti.KITTI_MAX_DEPTH) == (1e-3, 80.0)
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_kitti_depth_png_round_trip(tmp_path):
+    depth = np.array([[0.0, 1.0], [79.99, 5.123]], np.float32)
+    write_depth_png_kitti(tmp_path / "d.png", depth)
+    back = read_depth_png_kitti(tmp_path / "d.png")
+    assert np.abs(back - depth).max() <= 1 / 512 + 1e-6 and back[0, 0] == 0
+    with pytest.raises(FormatError, match="exceeds"):
+        write_depth_png_kitti(tmp_path / "e.png", np.full((2, 2), 300.0))
+
+
+def test_bin_size_not_multiple_of_16(tmp_path):
+    p = tmp_path / "0000000000.bin"
+    p.write_bytes(np.zeros(10, np.float32).tobytes())  # 40 bytes
+    with pytest.raises(FormatError, match=r"0000000000\.bin.*40 bytes is not a multiple of 16"):
+        kitti.read_velodyne(p)
+    with pytest.raises(FormatError, match="no such Velodyne scan"):
+        kitti.read_velodyne(tmp_path / "missing.bin")
+
+
+def test_calibration_missing_key(tmp_path, kdir):
+    d = tmp_path / "2011_09_26"
+    d.mkdir()
+    text = (kdir / "raw" / "2011_09_26" / "calib_cam_to_cam.txt").read_text()
+    (d / "calib_cam_to_cam.txt").write_text("\n".join(l for l in text.splitlines() if not l.startswith("P_rect_02")))
+    (d / "calib_velo_to_cam.txt").write_text((kdir / "raw" / "2011_09_26" / "calib_velo_to_cam.txt").read_text())
+    with pytest.raises(FormatError, match=r"calib_cam_to_cam\.txt: missing key 'P_rect_02'"):
+        kitti.read_raw_calibration(d)
+    (d / "calib_velo_to_cam.txt").write_text("R: 1 0 0 0 1 0 0 0 1\n")
+    (d / "calib_cam_to_cam.txt").write_text(text)
+    with pytest.raises(FormatError, match=r"calib_velo_to_cam\.txt: missing key 'T'"):
+        kitti.read_raw_calibration(d)
+
+
+def test_bad_timestamps_oxts_and_split_lines(tmp_path):
+    with pytest.raises(FormatError, match="no such timestamps file"):
+        kitti.read_timestamps(tmp_path / "timestamps.txt")
+    (tmp_path / "t.txt").write_text("2011-09-26 13:02:25.961661696\nyesterday\n")
+    with pytest.raises(FormatError, match=r"t\.txt:2: not a timestamp"):
+        kitti.read_timestamps(tmp_path / "t.txt")
+    (tmp_path / "o.txt").write_text("1 2 3\n")
+    with pytest.raises(FormatError, match=r"o\.txt: expected 30 OXTS values, found 3"):
+        kitti.read_oxts_packet(tmp_path / "o.txt")
+    (tmp_path / "s.txt").write_text("2011_09_26/2011_09_26_drive_0002_sync 69 x\n")
+    with pytest.raises(FormatError, match=r"s\.txt:1: not an Eigen split line"):
+        kitti.read_split(tmp_path / "s.txt")
+
+
+def test_timestamps_round_trip(tmp_path):
+    ns = np.array([1317042145961661696, 1317042146064785152], np.int64)
+    kitti.write_timestamps(tmp_path / "t.txt", ns)
+    assert (tmp_path / "t.txt").read_text().splitlines()[0] == "2011-09-26 13:02:25.961661696"
+    assert np.array_equal(kitti.read_timestamps(tmp_path / "t.txt"), ns)
+
+
+def test_stationary_rules():
+    ox = np.zeros((3, 30))
+    ox[:, kitti.OXTS_FIELDS.index("vf")] = [0.0, 0.3, 12.0]   # standing, creeping, cruising
+    ox[:, kitti.OXTS_FIELDS.index("af")] = [0.0, 0.5, 0.0]
+    assert kitti.stationary_mask(ox).tolist() == [True, True, False]
+    assert kitti.stationary_mask(ox, threshold=0.2).tolist() == [True, False, False]
+    # the paper's literal wording also drops the car cruising at constant speed
+    assert kitti.stationary_mask(ox, rule="acceleration").tolist() == [True, False, True]
