@@ -72,26 +72,32 @@ def _check_target(target: torch.Tensor) -> None:
 
 
 class _ScaleInvariant(torch.autograd.Function):
-    """Eq. 4 per sample on flattened ``(B, N)`` float32 tensors, with a hand-written backward.
+    """Eq. 4 per sample on flattened ``(B, N)`` tensors, with a hand-written backward.
 
-    Forward keeps only the centred ``d - mean(d)`` (zero off the mask) and the mask; backward is the closed form
+    ``weight`` is the valid mask as 0/1 in the compute dtype. Forward keeps only the centred
+    ``d - mean(d)`` (zero off the mask); backward is the closed form
     :math:`\\partial L / \\partial d_i = \\tfrac{2}{n}(d_i - \\lambda \\bar d)` on valid pixels and 0
-    elsewhere. One fused pass per step instead of autograd's chain of temporaries keeps the
-    cost within a small factor of a plain MSE (see ``benchmarks/bench_metrics.py``).
+    elsewhere. Masking multiplies by ``weight`` (bool ``where`` is several times slower on CPU),
+    which lets a non-finite prediction on a masked-out pixel through as NaN; with ``robust=True``
+    masking uses ``where`` instead and such values cannot leak. :func:`scale_invariant_loss` runs the
+    fast path and falls back to the robust one only when the result is not finite.
     """
 
     @staticmethod
-    def forward(ctx, pred, target, valid, lam):
-        # log(0) = -inf on missing targets, replaced by 0 through where(): never reaches the sums
-        d = torch.where(valid, pred - torch.log(target), 0.0)
-        n = valid.sum(dim=1)
-        n_safe = n.clamp(min=1).to(d.dtype)
+    def forward(ctx, pred, target, valid, weight, lam, robust):
+        # missing targets (0) are clamped before the log, so no -inf is ever formed; masking zeroes them
+        log_target = target.clamp_min(torch.finfo(target.dtype).tiny).log_()
+        d = torch.sub(pred, log_target, out=log_target)
+        d = torch.where(valid, d, 0.0) if robust else d.mul_(weight)
+        n = weight.sum(dim=1)
+        n_safe = n.clamp(min=1.0)
         d_mean = d.sum(dim=1) / n_safe
         # centred second pass: no cancellation between mean(d^2) and mean(d)^2, never negative
-        centred = torch.where(valid, d - d_mean[:, None], 0.0)
+        centred = d.sub_(d_mean[:, None])
+        centred = torch.where(valid, centred, 0.0) if robust else centred.mul_(weight)
         variance = torch.linalg.vecdot(centred, centred) / n_safe
         per_sample = variance + (1.0 - lam) * d_mean * d_mean
-        ctx.save_for_backward(centred, valid, d_mean, n_safe)
+        ctx.save_for_backward(centred, weight, d_mean, n_safe)
         ctx.lam = lam
         has_pixels = n > 0
         ctx.mark_non_differentiable(has_pixels)
@@ -101,10 +107,10 @@ class _ScaleInvariant(torch.autograd.Function):
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_per_sample, _grad_has_pixels):
         # dL/dd_i = 2/n (d_i - lam mean(d)) = 2/n (centred_i + (1 - lam) mean(d)) on valid pixels
-        centred, valid, d_mean, n = ctx.saved_tensors
+        centred, weight, d_mean, n = ctx.saved_tensors
         scale = (2.0 * grad_per_sample / n)[:, None]
-        grad = torch.where(valid, centred + ((1.0 - ctx.lam) * d_mean)[:, None], 0.0).mul_(scale)
-        return grad, None, None, None
+        grad = torch.addcmul(centred, weight, ((1.0 - ctx.lam) * d_mean)[:, None]).mul_(scale)
+        return grad, None, None, None, None, None
 
 
 def scale_invariant_loss(pred_log_depth: torch.Tensor, target_depth: torch.Tensor,
@@ -123,6 +129,8 @@ def scale_invariant_loss(pred_log_depth: torch.Tensor, target_depth: torch.Tenso
             least one valid pixel; ``"none"`` returns the ``(B,)`` per-sample losses.
         check: validate the target (NaN, negative or infinite depths raise ``UsageError``) and
             raise :class:`NonFiniteLossError` if the loss is not finite. Each costs one device sync.
+            With ``check=False`` nothing is validated, and a non-finite prediction even on a
+            masked-out pixel makes the loss NaN (the fast path masks by multiplication).
 
     Returns:
         A float32 (or float64) tensor: a scalar for ``"mean"``, ``(B,)`` for ``"none"``. A sample without a valid
@@ -149,17 +157,24 @@ def scale_invariant_loss(pred_log_depth: torch.Tensor, target_depth: torch.Tenso
         if check:
             _check_target(target)
         b = pred.shape[0]
-        valid = target > 0
+        pred, target = pred.reshape(b, -1), target.reshape(b, -1)
+        # 1 on valid pixels, 0 elsewhere: sign() of a depth >= 0 is exactly that, in one float pass
+        weight = torch.sign(target)
         if mask is not None:
-            valid = valid & mask
-        per_sample, has_pixels = _ScaleInvariant.apply(pred.reshape(b, -1), target.reshape(b, -1),
-                                                       valid.reshape(b, -1), float(lam))
-        if reduction == "none":
-            loss = per_sample
-        else:
-            loss = per_sample.sum() / has_pixels.sum().clamp(min=1).to(dtype)
+            weight = weight.mul_(mask.reshape(b, -1))
+
+        def reduce(robust: bool) -> torch.Tensor:
+            valid = weight > 0 if robust else None
+            per_sample, has_pixels = _ScaleInvariant.apply(pred, target, valid, weight, float(lam), robust)
+            if reduction == "none":
+                return per_sample
+            return per_sample.sum() / has_pixels.sum().clamp(min=1).to(dtype)
+
+        loss = reduce(robust=False)
         if check and not bool(torch.isfinite(loss).all()):
-            bad_pred = int((~torch.isfinite(pred.reshape(b, -1)) & valid.reshape(b, -1)).sum())
+            loss = reduce(robust=True)  # a NaN/Inf on a masked-out pixel must not count
+        if check and not bool(torch.isfinite(loss).all()):
+            bad_pred = int((~torch.isfinite(pred) & (weight > 0)).sum())
             raise NonFiniteLossError(
                 f"scale-invariant loss is not finite ({loss.detach().cpu().tolist()}); the prediction has "
                 f"{bad_pred} non-finite value(s) on valid pixels. Stopping rather than training on NaN "
