@@ -44,6 +44,28 @@ def _cmd_synth_indoor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_synth_kitti_raw(args: argparse.Namespace) -> int:
+    from .synthetic.kitti_raw import KittiRawSpec, write_kitti_raw
+
+    spec = KittiRawSpec(drives=args.drives, frames_per_drive=args.frames_per_drive, seed=args.seed,
+                        resolution=args.resolution, azimuth_steps=args.azimuth_steps)
+    if args.workers is not None and args.workers < 1:
+        raise UsageError(f"--workers must be at least 1, got {args.workers}")
+    out = write_kitti_raw(args.out, spec, workers=args.workers, overwrite=args.overwrite, progress=not args.quiet)
+    print(f"wrote {spec.drives} drives x {spec.frames_per_drive} frames in the KITTI raw layout to {out}")
+    return 0
+
+
+def _cmd_prepare_kitti_raw(args: argparse.Namespace) -> int:
+    from .data.kitti_prepare import prepare_kitti_raw
+
+    report = prepare_kitti_raw(args.raw_dir, args.out, variant=args.variant, rule=args.rule, pixel=args.pixel,
+                               workers=args.workers, stationary_threshold=args.stationary_speed,
+                               progress=not args.quiet)
+    print(f"prepare kitti-raw ({report.tag}) -> {report.out}: {report.summary()}")
+    return 1 if report.skipped and not (report.written or report.kept) else 0
+
+
 # ------------------------------------------------------------------------------------- data
 
 
@@ -158,6 +180,30 @@ def build_parser() -> argparse.ArgumentParser:
     ind.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     ind.add_argument("--quiet", action="store_true", help="no progress bar")
     ind.set_defaults(func=_cmd_synth_indoor)
+    kr = synth_sub.add_parser("kitti-raw", help="street drives with a simulated Velodyne in the KITTI raw layout (Chapter 3)")
+    kr.add_argument("out", help="output folder (created; must not exist or be empty unless --overwrite)")
+    kr.add_argument("--drives", type=int, required=True, help="number of drives (streets)")
+    kr.add_argument("--frames-per-drive", type=int, required=True, help="frames per drive (10 per second)")
+    kr.add_argument("--seed", type=int, default=0, help="world seed (same seed, same data)")
+    kr.add_argument("--resolution", type=float, default=0.5, help="image size relative to 1242x375")
+    kr.add_argument("--azimuth-steps", type=int, default=2000, help="scanner columns per revolution")
+    kr.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
+    kr.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    kr.add_argument("--quiet", action="store_true", help="no progress bar")
+    kr.set_defaults(func=_cmd_synth_kitti_raw)
+
+    prepare = sub.add_parser("prepare", help="turn raw downloads into training targets")
+    prepare_sub = prepare.add_subparsers(dest="dataset", required=True, parser_class=_Parser)
+    pk = prepare_sub.add_parser("kitti-raw", help="sparse depth PNGs from the Velodyne scans of KITTI raw drives (Chapter 3)")
+    pk.add_argument("raw_dir", help="folder holding DATE/DATE_drive_XXXX_sync drives")
+    pk.add_argument("out", help="output folder (resumable: finished maps are kept)")
+    pk.add_argument("--variant", choices=["camz", "velx"], default="camz", help="camera z-depth or Velodyne x")
+    pk.add_argument("--rule", choices=["time", "nearest"], default="time", help="conflict rule per pixel")
+    pk.add_argument("--pixel", choices=["round", "floor", "monodepth2"], default="round", help="pixel rounding")
+    pk.add_argument("--workers", type=int, default=2, help="processes (default: 2)")
+    pk.add_argument("--stationary-speed", type=float, default=0.5, help="m/s below which a frame is flagged stationary")
+    pk.add_argument("--quiet", action="store_true", help="no progress bar")
+    pk.set_defaults(func=_cmd_prepare_kitti_raw)
 
     data = sub.add_parser("data", help="the book's named datasets")
     data_sub = data.add_subparsers(dest="action", required=True, parser_class=_Parser)

@@ -38,6 +38,14 @@ CHAPTER_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "full": {"dataset": "indoor", "n_samples": 8, "n_stats_views": 2280, "dollhouse_scales": [0.25, 0.5, 2.0, 1.7, 3.3],
                  "cloud_stride": 2},
     },
+    "03_depth_from_a_laser_scanner": {
+        "smoke": {"drives": 2, "frames_per_drive": 8, "resolution": 0.25, "azimuth_steps": 1000, "seed": 2014,
+                  "real_raw_dir": None},
+        "book": {"drives": 4, "frames_per_drive": 30, "resolution": 0.5, "azimuth_steps": 2000, "seed": 2014,
+                 "real_raw_dir": None},
+        "full": {"drives": 8, "frames_per_drive": 100, "resolution": 1.0, "azimuth_steps": 4000, "seed": 2014,
+                 "real_raw_dir": None},
+    },
 }
 
 
