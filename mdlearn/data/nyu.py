@@ -535,6 +535,8 @@ def read_splits(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray]:
     import scipy.io
 
     path = Path(path)
+    if not path.is_file():
+        raise FormatError(f"{path}: no such file")
     try:
         m = scipy.io.loadmat(path)
     except FileNotFoundError:
