@@ -37,6 +37,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import kitti as _kitti
+from .data import nyu as _nyu
 from .errors import UsageError
 from .metrics import (AGGREGATIONS, HIGHER_IS_BETTER, METRIC_NAMES, MetricAccumulator, as_depth_array, as_mask_array,
                       check_depth_pair, check_pred_on, check_target)
@@ -44,7 +45,7 @@ from .metrics import (AGGREGATIONS, HIGHER_IS_BETTER, METRIC_NAMES, MetricAccumu
 __all__ = [
     "PixelCrop", "FractionCrop", "NYU_CROP_EIGEN", "NYU_CROP_TOOLBOX", "KITTI_CROP_GARG", "KITTI_CROP_EIGEN",
     "ALIGNMENTS", "ALIGNMENT_SCOPES", "EvalProtocol", "EvalResult", "PROTOCOLS", "get_protocol",
-    "align_scale", "scale_to", "oracle_mean_substitution", "median_scaling", "results_table",
+    "align_scale", "oracle_mean_substitution", "median_scaling", "results_table",
     "nyu_eigen", "nyu_toolbox", "nyu_paper", "kitti_garg", "kitti_eigen", "kitti_garg_median",
 ]
 
@@ -122,11 +123,13 @@ def _crop_mask(crop, shape) -> np.ndarray:
     return m
 
 
-#: The crop BTS, AdaBins and ZoeDepth call the "Eigen crop" on NYU (0-based 45:471, 41:601).
-NYU_CROP_EIGEN = PixelCrop(45, 471, 41, 601, (480, 640),
+#: The crop BTS, AdaBins and ZoeDepth call the "Eigen crop" on NYU (0-based 45:471, 41:601); the
+#: numbers are :data:`mdlearn.data.nyu.NYU_EVAL_CROP_COMMON`, kept in one place.
+NYU_CROP_EIGEN = PixelCrop(*_nyu.NYU_EVAL_CROP_COMMON, (480, 640),
                            source="BTS / AdaBins / ZoeDepth eval (--eigen_crop), indices used as 0-based")
-#: The NYU toolbox's projection mask, ``get_projection_mask.m`` ``mask(45:471, 41:601)`` (1-based, inclusive).
-NYU_CROP_TOOLBOX = PixelCrop(44, 471, 40, 601, (480, 640),
+#: The NYU toolbox's projection mask, ``get_projection_mask.m`` ``mask(45:471, 41:601)`` (1-based,
+#: inclusive) = :data:`mdlearn.data.nyu.NYU_EVAL_CROP_TOOLBOX` (0-based, end-exclusive).
+NYU_CROP_TOOLBOX = PixelCrop(*_nyu.NYU_EVAL_CROP_TOOLBOX, (480, 640),
                              source="NYU Depth v2 toolbox get_projection_mask.m (1-based, inclusive)")
 #: The Garg crop on KITTI (monodepth evaluate_kitti.py, monodepth2, BTS); the fractions are those of
 #: :data:`mdlearn.data.kitti.GARG_CROP` (Chapter 3), kept in one place.
@@ -171,7 +174,7 @@ def align_scale(pred_depth, target_depth, mask=None, method: str = "median") -> 
     return _scale_from_parts(method, *_scale_parts(method, y, ys))
 
 
-def scale_to(pred_depth, scale: float):
+def _scaled(pred_depth, scale: float):
     """``pred_depth * scale``, keeping the input's type (NumPy or torch)."""
     return pred_depth * scale
 
@@ -182,7 +185,7 @@ def median_scaling(pred_depth, target_depth, mask=None):
     Introduced in Chapter 4. For methods that only predict depth up to scale (self-supervised
     monocular ones); supervised methods such as the paper's are evaluated without it.
     """
-    return scale_to(pred_depth, align_scale(pred_depth, target_depth, mask, "median"))
+    return _scaled(pred_depth, align_scale(pred_depth, target_depth, mask, "median"))
 
 
 def oracle_mean_substitution(pred_depth, target_depth, mask=None):
@@ -193,7 +196,7 @@ def oracle_mean_substitution(pred_depth, target_depth, mask=None):
     depth of the result equals the ground truth's. Its ``rmse_log`` equals the original prediction's
     ``rmse_log_si``: what is left once the global scale is known.
     """
-    return scale_to(pred_depth, align_scale(pred_depth, target_depth, mask, "least_squares_log"))
+    return _scaled(pred_depth, align_scale(pred_depth, target_depth, mask, "least_squares_log"))
 
 
 @dataclass(frozen=True)
@@ -242,9 +245,16 @@ class EvalProtocol:
             raise UsageError("clamping predictions needs min_depth > 0 (a clamped depth must stay positive)")
 
     def replace(self, name: str, **changes) -> "EvalProtocol":
-        """A copy with ``changes`` applied and a new ``name`` (required, so results stay traceable)."""
+        """A copy with ``changes`` applied and a new ``name`` (required, so results stay traceable).
+
+        Unless ``reference`` is among the changes, the copy's reference says what it was derived
+        from and what changed, so its card never claims to reproduce code it no longer matches.
+        """
         if name == self.name:
             raise UsageError(f"a modified protocol needs a new name, not {name!r}")
+        if "reference" not in changes:
+            what = ", ".join(f"{k}={v!r}" for k, v in changes.items() if k != "description")
+            changes["reference"] = f"variant of {self.name}" + (f" with {what}" if what else "")
         return dataclasses.replace(self, name=name, **changes)
 
     # -- the steps -----------------------------------------------------------------------------------

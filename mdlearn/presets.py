@@ -46,6 +46,11 @@ CHAPTER_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "full": {"drives": 8, "frames_per_drive": 100, "resolution": 1.0, "azimuth_steps": 4000, "seed": 2014,
                  "real_raw_dir": None},
     },
+    "04_scale_invariant_error": {
+        "smoke": {"dataset": "indoor-smoke", "n_train_views": 9, "n_test_views": 3, "n_pairwise": 400, "fit_steps": 60},
+        "book": {"dataset": "indoor", "n_train_views": 400, "n_test_views": 228, "n_pairwise": 2000, "fit_steps": 300},
+        "full": {"dataset": "indoor", "n_train_views": 2052, "n_test_views": 228, "n_pairwise": 4000, "fit_steps": 500},
+    },
 }
 
 
