@@ -282,6 +282,9 @@ class EvalProtocol:
         if p.shape != t.shape:
             raise UsageError(f"shape mismatch: pred_depth has shape {p.shape} but target_depth has shape "
                              f"{t.shape}; resize the prediction to the ground truth first")
+        if p.ndim != 2 and not (p.ndim == 3 and p.shape[0] == 1):
+            raise UsageError(f"protocol {self.name} takes one image (H, W) or (1, H, W) at a time, got shape "
+                             f"{p.shape}; pass a batch as a list of images (scales and averages are per image)")
         valid = self.valid_mask(t, mask)
         y, ys = p[valid], t[valid]
         if self.clamp_predictions:

@@ -77,6 +77,10 @@ def test_bad_input_errors_name_the_problem():
         nyu_eigen.evaluate([np.ones((480, 640))], [np.full((480, 640), 12.0)], allow_empty=True)
     with pytest.raises(UsageError, match="no images"):
         nyu_eigen.evaluate([], [])
+    with pytest.raises(UsageError, match=r"one image \(H, W\) or \(1, H, W\) at a time"):
+        nyu_eigen.evaluate([np.ones((2, 480, 640))], [np.ones((2, 480, 640))])
+    one = nyu_eigen.evaluate([np.full((1, 480, 640), 3.0)], [np.full((1, 480, 640), 2.0)])
+    assert one.metrics["abs_rel"] == pytest.approx(0.5)
 
 
 def test_protocol_construction_is_checked():
