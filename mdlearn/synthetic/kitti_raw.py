@@ -120,8 +120,9 @@ def sample_motion(seed: int, index: int, duration: float) -> tuple[EgoMotion, st
     v0 = float(rng.uniform(6.0, 12.0))
     if index % 2 == 0:
         stop_at, go_at = 0.3 * duration, 0.6 * duration
-        decel, accel = 2.5, 2.0
-        knots = ((stop_at - v0 / decel, v0), (stop_at, 0.0), (go_at, 0.0), (go_at + v0 / accel, v0))
+        # brake and pull away within the drive when it is long enough (1.5 to 5 m/s^2)
+        a = float(np.clip(v0 / (0.25 * duration), 1.5, 5.0))
+        knots = ((stop_at - v0 / a, v0), (stop_at, 0.0), (go_at, 0.0), (go_at + v0 / a, v0))
         return EgoMotion(knots), "stop"
     return EgoMotion(((0.0, v0),)), "cruise"
 
