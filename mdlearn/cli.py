@@ -66,6 +66,37 @@ def _cmd_prepare_kitti_raw(args: argparse.Namespace) -> int:
     return 1 if report.skipped and not (report.written or report.kept) else 0
 
 
+def _cmd_synth_nyu_raw(args: argparse.Namespace) -> int:
+    from .synthetic.kinect import KinectSpec, write_nyu_raw
+
+    spec = KinectSpec(scenes=args.scenes, frames_per_scene=args.frames_per_scene, seed=args.seed,
+                      resolution=args.resolution)
+    out = write_nyu_raw(args.out, spec, workers=args.workers, overwrite=args.overwrite, progress=not args.quiet)
+    print(f"wrote {spec.scenes} scenes x {spec.frames_per_scene} depth frames in the NYU raw layout to {out}")
+    return 0
+
+
+def _cmd_prepare_nyu_raw(args: argparse.Namespace) -> int:
+    from .data.nyu import prepare_nyu_raw
+
+    report = prepare_nyu_raw(args.raw_dir, args.out, workers=args.workers, overwrite=args.overwrite,
+                             min_max_mask=not args.no_min_max_mask, rgb_format=args.rgb_format,
+                             progress=not args.quiet)
+    print(report.summary())
+    return 1 if report.skipped else 0
+
+
+def _cmd_prepare_nyu_labeled(args: argparse.Namespace) -> int:
+    from .data.nyu import prepare_nyu_labeled
+
+    m = prepare_nyu_labeled(args.labeled_mat, args.splits_mat, args.out, rgb_format=args.rgb_format,
+                            overwrite=args.overwrite, progress=not args.quiet)
+    c = m["counts"]
+    print(f"extracted {c['train']} train and {c['test']} test pairs of {c['labeled']} to {args.out} "
+          f"({len(m['files'])} files, hashes in manifest.json)")
+    return 0
+
+
 # ------------------------------------------------------------------------------------- data
 
 
@@ -191,6 +222,16 @@ def build_parser() -> argparse.ArgumentParser:
     kr.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     kr.add_argument("--quiet", action="store_true", help="no progress bar")
     kr.set_defaults(func=_cmd_synth_kitti_raw)
+    nr = synth_sub.add_parser("nyu-raw", help="a simulated hand-held Kinect in the NYU Depth v2 raw layout (Chapter 2)")
+    nr.add_argument("out", help="output folder (created; must not exist or be empty unless --overwrite)")
+    nr.add_argument("--scenes", type=int, required=True, help="number of scenes (rooms)")
+    nr.add_argument("--frames-per-scene", type=int, required=True, help="depth frames per scene (about 22 per second)")
+    nr.add_argument("--seed", type=int, default=0, help="world seed (same seed, same data)")
+    nr.add_argument("--resolution", type=float, default=1.0, help="image size relative to 640x480")
+    nr.add_argument("--workers", type=int, default=1, help="processes (default: 1)")
+    nr.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    nr.add_argument("--quiet", action="store_true", help="no progress bar")
+    nr.set_defaults(func=_cmd_synth_nyu_raw)
 
     prepare = sub.add_parser("prepare", help="turn raw downloads into training targets")
     prepare_sub = prepare.add_subparsers(dest="dataset", required=True, parser_class=_Parser)
@@ -204,6 +245,24 @@ def build_parser() -> argparse.ArgumentParser:
     pk.add_argument("--stationary-speed", type=float, default=0.5, help="m/s below which a frame is flagged stationary")
     pk.add_argument("--quiet", action="store_true", help="no progress bar")
     pk.set_defaults(func=_cmd_prepare_kitti_raw)
+    pn = prepare_sub.add_parser("nyu-raw", help="NYU raw scene dumps -> the aligned sync layout (Chapter 2)")
+    pn.add_argument("raw_dir", help="folder of raw scene folders (r-*.ppm, d-*.pgm, a-*.dump)")
+    pn.add_argument("out", help="output folder (resumable: finished scenes are kept)")
+    pn.add_argument("--workers", type=int, default=2, help="processes (default: 2)")
+    pn.add_argument("--no-min-max-mask", action="store_true",
+                    help="keep each frame's minimum and maximum depths (the paper masks them)")
+    pn.add_argument("--rgb-format", choices=["jpg", "png"], default="jpg", help="RGB file format")
+    pn.add_argument("--overwrite", action="store_true", help="redo finished scenes and replace other folders")
+    pn.add_argument("--quiet", action="store_true", help="no progress bar")
+    pn.set_defaults(func=_cmd_prepare_nyu_raw)
+    pl = prepare_sub.add_parser("nyu-labeled", help="the labeled .mat -> 795 train / 654 test sync pairs (Chapter 2)")
+    pl.add_argument("labeled_mat", help="nyu_depth_v2_labeled.mat (MATLAB v7.3)")
+    pl.add_argument("splits_mat", help="the official splits.mat")
+    pl.add_argument("out", help="output folder (must not exist or be empty unless --overwrite)")
+    pl.add_argument("--rgb-format", choices=["jpg", "png"], default="jpg", help="RGB file format")
+    pl.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    pl.add_argument("--quiet", action="store_true", help="no progress bar")
+    pl.set_defaults(func=_cmd_prepare_nyu_labeled)
 
     data = sub.add_parser("data", help="the book's named datasets")
     data_sub = data.add_subparsers(dest="action", required=True, parser_class=_Parser)

@@ -38,6 +38,11 @@ CHAPTER_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "full": {"dataset": "indoor", "n_samples": 8, "n_stats_views": 2280, "dollhouse_scales": [0.25, 0.5, 2.0, 1.7, 3.3],
                  "cloud_stride": 2},
     },
+    "02_aligning_rgb_and_depth": {
+        "smoke": {"scenes": 1, "frames_per_scene": 8, "resolution": 0.25, "seed": 2014, "real_raw_dir": None},
+        "book": {"scenes": 3, "frames_per_scene": 24, "resolution": 0.5, "seed": 2014, "real_raw_dir": None},
+        "full": {"scenes": 8, "frames_per_scene": 60, "resolution": 1.0, "seed": 2014, "real_raw_dir": None},
+    },
     "03_depth_from_a_laser_scanner": {
         "smoke": {"drives": 2, "frames_per_drive": 8, "resolution": 0.25, "azimuth_steps": 1000, "seed": 2014,
                   "real_raw_dir": None},

@@ -54,7 +54,7 @@ from ..data.kinect import (ACCEL_COUNTS_PER_G, NYU_KINECT, RAW_INVALID, AccelRec
                            write_kinect_ppm)
 from ..errors import UsageError
 
-__all__ = ["KinectSpec", "write_nyu_raw", "simulate_scene", "write_ground_truth", "read_ground_truth",
+__all__ = ["KinectSpec", "write_nyu_raw", "ensure_nyu_raw", "read_manifest", "simulate_scene", "write_ground_truth", "read_ground_truth",
            "read_frames_json", "expected_sync", "PROJECTOR_BASELINE", "KINECT_RANGE"]
 
 #: Distance of the IR projector from the IR (depth) camera, along the camera's +x axis (metres).
@@ -456,3 +456,23 @@ def write_nyu_raw(out: str | os.PathLike, spec: KinectSpec, workers: int = 1, ov
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def read_manifest(out: str | os.PathLike) -> dict:
+    """The ``manifest.json`` of a simulated raw dump (raises ``FileNotFoundError`` if absent)."""
+    with open(Path(out) / MANIFEST) as f:
+        return json.load(f)
+
+
+def ensure_nyu_raw(out: str | os.PathLike, spec: KinectSpec, workers: int = 1, progress: bool = True) -> bool:
+    """Film ``spec`` into ``out`` unless it already holds exactly that; return whether it (re)wrote.
+
+    Introduced in Chapter 2 (the chapter regenerates its scenes only when the preset changes).
+    """
+    try:
+        if read_manifest(out).get("spec") == asdict(spec):
+            return False
+    except (FileNotFoundError, json.JSONDecodeError):
+        pass
+    write_nyu_raw(out, spec, workers=workers, overwrite=True, progress=progress)
+    return True
