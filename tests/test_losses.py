@@ -250,3 +250,17 @@ def test_device_and_dtype_follow_the_input(device):
     assert loss.item() == pytest.approx(1.0)
     loss.backward()
     assert pred.grad.device.type == device
+
+
+def test_check_false_skips_validation_but_computes_the_same_loss():
+    g = torch.Generator().manual_seed(4)
+    pred = torch.randn(3, 1, 5, 6, generator=g)
+    target = torch.rand(3, 1, 5, 6, generator=g) * 5
+    target[0, 0, :2] = 0.0
+    mask = torch.rand(3, 1, 5, 6, generator=g) < 0.8
+    for lam in (0.0, 0.5, 1.0):
+        assert scale_invariant_loss(pred, target, mask, lam, check=False).item() == \
+            scale_invariant_loss(pred, target, mask, lam).item()
+    bad = target.clone()
+    bad[1, 0, 0, 0] = float("nan")
+    assert torch.isnan(scale_invariant_loss(pred, bad, check=False))  # no error, no guard: the caller opted out
