@@ -1,7 +1,5 @@
 """mdlearn.evaluation: named protocols (crop, range, clamping, alignment, aggregation) and their cards."""
 
-import math
-
 import numpy as np
 import pytest
 import torch
@@ -157,7 +155,8 @@ def test_set_alignment_fits_one_scale_and_needs_sequences():
     assert len(set(per_set.scales.tolist())) == 1
     assert per_set.metrics["abs_rel"] > 0.1
     with pytest.raises(UsageError, match="pass lists, not iterators"):
-        nyu_eigen.replace("nyu_ls_set", alignment="least_squares", alignment_scope="set").evaluate(iter(preds), iter(gts))
+        ls_set = nyu_eigen.replace("nyu_ls_set", alignment="least_squares", alignment_scope="set")
+        ls_set.evaluate(iter(preds), iter(gts))
 
 
 def test_clamping_happens_after_alignment():

@@ -219,7 +219,8 @@ def test_non_finite_prediction_fails_loudly(bad):
     assert torch.isfinite(scale_invariant_loss(pred, torch.ones(2, 1, 3, 3), mask))
 
 
-@pytest.mark.parametrize("target_value,msg", [(float("nan"), "1 NaN"), (-2.0, "1 negative"), (float("inf"), "1 infinite")])
+@pytest.mark.parametrize("target_value,msg",
+                         [(float("nan"), "1 NaN"), (-2.0, "1 negative"), (float("inf"), "1 infinite")])
 def test_bad_targets_are_named(target_value, msg):
     target = torch.ones(1, 1, 2, 2)
     target[0, 0, 0, 1] = target_value

@@ -201,7 +201,8 @@ def test_accumulators_merge():
 # ----------------------------------------------------------------------------------- bad input
 
 def test_shape_mismatch_is_named():
-    with pytest.raises(UsageError, match=r"shape mismatch: pred_depth has shape \(2, 3\) but target_depth has shape \(3, 2\)"):
+    with pytest.raises(UsageError,
+                       match=r"shape mismatch: pred_depth has shape \(2, 3\) but target_depth has shape \(3, 2\)"):
         depth_metrics(np.ones((2, 3)), np.ones((3, 2)))
     with pytest.raises(UsageError, match="mask has shape"):
         depth_metrics(np.ones((2, 3)), np.ones((2, 3)), np.ones((3, 2), bool))
