@@ -279,8 +279,8 @@ def _projector_shadow(depth: np.ndarray, K: Intrinsics, baseline: float = PROJEC
     return up > right_min + tol_px
 
 
-def _grazing_and_edges(depth: np.ndarray, K: Intrinsics, rng: np.random.Generator,
-                       min_cos: float = 0.15, edge_jump: float = 0.03, edge_drop: float = 0.5
+def _grazing_and_edges(depth: np.ndarray, K: Intrinsics, rng: np.random.Generator, radius: int = 1,
+                       min_cos: float = 0.25, edge_jump: float = 0.03, edge_drop: float = 0.6
                        ) -> tuple[np.ndarray, np.ndarray]:
     """Pixels seen at grazing incidence (the speckle pattern is too stretched to match) and
     pixels beside depth discontinuities (the matching window straddles two surfaces)."""
@@ -296,7 +296,15 @@ def _grazing_and_edges(depth: np.ndarray, K: Intrinsics, rng: np.random.Generato
     c = np.abs(np.diff(depth, axis=0)) > edge_jump * np.minimum(depth[1:], depth[:-1])
     jump[1:] |= c
     jump[:-1] |= c
-    edges = jump & (rng.uniform(size=depth.shape) < edge_drop)
+    band = jump.copy()
+    for _ in range(radius - 1):  # widen the band to `radius` pixels each side
+        grown = band.copy()
+        grown[1:] |= band[:-1]
+        grown[:-1] |= band[1:]
+        grown[:, 1:] |= band[:, :-1]
+        grown[:, :-1] |= band[:, 1:]
+        band = grown
+    edges = band & (rng.uniform(size=depth.shape) < edge_drop)
     return (cos < min_cos) & ~jump, edges
 
 
@@ -308,7 +316,7 @@ def _render_depth_frame(room, world_from_depth: np.ndarray, calib: KinectCalibra
     _, zc = render(room, world_from_depth, canvas)
     shadow = _projector_shadow(zc, canvas)
     window, dark = _no_return_mask(room, world_from_depth, zc, canvas)
-    grazing, edges = _grazing_and_edges(zc, canvas, rng)
+    grazing, edges = _grazing_and_edges(zc, canvas, rng, radius=max(1, round(2 * calib.depth.width / 640)))
     # depth at each raw pixel's ray: inverse depth interpolated bilinearly (exact on planes) where
     # the four canvas neighbours agree, the nearest canvas sample across depth edges
     ui, vi = np.rint(cu).astype(np.intp), np.rint(cv).astype(np.intp)
@@ -444,7 +452,7 @@ def write_nyu_raw(out: str | os.PathLike, spec: KinectSpec, workers: int = 1, ov
                     scenes.append(s)
                     bar.update()
         bar.close()
-        manifest = {"format": "mdlearn-nyu-raw-sim", "version": 1, "spec": asdict(spec),
+        manifest = {"format": "mdlearn-nyu-raw-sim", "version": 1, "spec": asdict(spec), "source_hash": source_hash(),
                     "calibration": {"rgb": spec.calibration.rgb.to_dict(), "depth": spec.calibration.depth.to_dict()},
                     "scenes": scenes}
         with open(tmp / MANIFEST, "w") as f:
@@ -458,6 +466,20 @@ def write_nyu_raw(out: str | os.PathLike, spec: KinectSpec, workers: int = 1, ov
     return out
 
 
+def source_hash() -> str:
+    """Hash of the sources that determine the simulated files (simulator, renderer, Kinect model)."""
+    import hashlib
+
+    here = Path(__file__).resolve().parent
+    files = [here / n for n in ("kinect.py", "indoor.py", "raycast.py", "textures.py")]
+    files += [here.parent / "camera.py", here.parent / "data" / "kinect.py"]
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
 def read_manifest(out: str | os.PathLike) -> dict:
     """The ``manifest.json`` of a simulated raw dump (raises ``FileNotFoundError`` if absent)."""
     with open(Path(out) / MANIFEST) as f:
@@ -467,10 +489,12 @@ def read_manifest(out: str | os.PathLike) -> dict:
 def ensure_nyu_raw(out: str | os.PathLike, spec: KinectSpec, workers: int = 1, progress: bool = True) -> bool:
     """Film ``spec`` into ``out`` unless it already holds exactly that; return whether it (re)wrote.
 
-    Introduced in Chapter 2 (the chapter regenerates its scenes only when the preset changes).
+    Introduced in Chapter 2: the chapter regenerates its scenes only when the preset or the
+    simulator's sources changed.
     """
     try:
-        if read_manifest(out).get("spec") == asdict(spec):
+        m = read_manifest(out)
+        if m.get("spec") == asdict(spec) and m.get("source_hash") == source_hash():
             return False
     except (FileNotFoundError, json.JSONDecodeError):
         pass
