@@ -357,7 +357,7 @@ class EvalProtocol:
         """
         set_scale = None
         if self.alignment != "none" and self.alignment_scope == "set":
-            if not all(isinstance(x, Sequence) or x is None for x in (preds, targets, masks)):
+            if not all(isinstance(x, (Sequence, np.ndarray)) or x is None for x in (preds, targets, masks)):
                 raise UsageError(f"protocol {self.name} fits one scale over the whole set: pass lists, not iterators")
             set_scale = self.set_scale(preds, targets, masks)
         acc = MetricAccumulator(self.aggregation, allow_empty=allow_empty)

@@ -153,6 +153,9 @@ def test_set_alignment_fits_one_scale_and_needs_sequences():
     assert per_image.metrics["abs_rel"] == pytest.approx(0.0, abs=1e-12)
     per_set = nyu_eigen.replace("nyu_median_set", alignment="median", alignment_scope="set").evaluate(preds, gts)
     assert len(set(per_set.scales.tolist())) == 1
+    stacked = nyu_eigen.replace("nyu_median_set", alignment="median", alignment_scope="set").evaluate(
+        np.stack(preds), np.stack(gts))  # a stacked array is a sequence of images too
+    assert stacked.metrics == per_set.metrics
     assert per_set.metrics["abs_rel"] > 0.1
     with pytest.raises(UsageError, match="pass lists, not iterators"):
         ls_set = nyu_eigen.replace("nyu_ls_set", alignment="least_squares", alignment_scope="set")
