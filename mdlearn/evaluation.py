@@ -332,10 +332,15 @@ class EvalProtocol:
         if self.alignment == "none":
             return 1.0
         masks = masks if masks is not None else [None] * len(preds)
-        if self.alignment == "median":  # exact: holds the set's valid pixels (float32) in memory
-            pairs = [self._values(p, t, m) for p, t, m in zip(preds, targets, masks)]
-            y = np.concatenate([a.astype(np.float32) for a, _ in pairs]) if pairs else np.zeros(0)
-            ys = np.concatenate([b.astype(np.float32) for _, b in pairs]) if pairs else np.zeros(0)
+        if self.alignment == "median":  # exact: holds the set's valid pixels in memory
+            ys_all, y_all = [], []
+            for p, t, m in zip(preds, targets, masks):
+                y, ys = self._values(p, t, m)
+                # kept in the input's own precision: exact, and half the memory for float32 maps
+                y_all.append(y.astype(_storage_dtype(p)))
+                ys_all.append(ys.astype(_storage_dtype(t)))
+            y = np.concatenate(y_all) if y_all else np.zeros(0)
+            ys = np.concatenate(ys_all) if ys_all else np.zeros(0)
             if y.size == 0:
                 raise UsageError("no valid pixel in the whole test set: nothing to fit a scale on")
             return float(np.median(ys.astype(np.float64)) / np.median(y.astype(np.float64)))
@@ -402,6 +407,12 @@ class EvalProtocol:
         if self.reference:
             lines.append(f"  reproduces   {self.reference}")
         return "\n".join(lines)
+
+
+def _storage_dtype(x) -> type:
+    """float32 if ``x`` (array or tensor) holds values exactly representable in float32, else float64."""
+    name = str(getattr(x, "dtype", "float64")).replace("torch.", "")
+    return np.float32 if name in ("float32", "float16", "bfloat16", "uint8", "int8", "uint16", "int16") else np.float64
 
 
 def _nones():

@@ -3,6 +3,8 @@
 import numpy as np
 import pytest
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from mdlearn.data.formats import read_depth_png_kitti, read_depth_png_mm
@@ -288,3 +290,16 @@ def test_kitti_protocols_reproduce_the_monodepth2_style_evaluation_on_real_groun
     _compare(result.metrics, refs)
     if protocol == "kitti_garg_median":
         assert np.all(np.abs(result.scales - 1 / 0.8) < 0.05)  # median scaling undoes the 0.8
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(["median", "least_squares", "least_squares_log"]), st.sampled_from(["image", "set"]),
+       st.floats(1e-3, 1e3))
+def test_aligned_protocols_are_invariant_to_the_scale_of_the_prediction(method, scope, c):
+    g, gt = _scene(8, (20, 30))
+    pred = np.where(gt > 0, gt, 1.0) * np.exp(g.normal(0.0, 0.3, gt.shape))
+    proto = nyu_paper.replace("aligned", crop=None, alignment=method, alignment_scope=scope)
+    a = proto.evaluate([pred, pred[::-1]], [gt, gt[::-1]]).metrics
+    b = proto.evaluate([c * pred, c * pred[::-1]], [gt, gt[::-1]]).metrics
+    for k in METRIC_NAMES:
+        assert b[k] == pytest.approx(a[k], rel=1e-9, abs=1e-12), k
