@@ -239,3 +239,29 @@ def test_stationary_rules():
     assert kitti.stationary_mask(ox, threshold=0.2).tolist() == [True, False, False]
     # the paper's literal wording also drops the car cruising at constant speed
     assert kitti.stationary_mask(ox, rule="acceleration").tolist() == [True, False, True]
+
+
+def test_linear_pixel_index_does_not_alias():
+    """monodepth2's duplicate lookup uses row * (W - 1) + col - 1 (issue #506), which maps pixel
+    (row 1, col 0) and (row 0, col W - 1) to one index and so resolves "conflicts" between
+    points in different pixels. mdlearn's index row * W + col keeps them apart."""
+    W = 8
+    rows, cols = np.array([1, 0]), np.array([0, W - 1])
+    assert len(set(rows * (W - 1) + cols - 1)) == 1  # the public formula aliases them
+    keep = kd.resolve_conflicts(rows * W + cols, np.array([5.0, 9.0]), "nearest")
+    assert sorted(keep.tolist()) == [0, 1]  # both points survive
+
+
+def test_missing_ground_truth_is_counted_per_variant(tmp_path, kdir):
+    from mdlearn.data.kitti_dataset import ground_truth_path, missing_ground_truth
+
+    entries = kitti.read_split(kdir / "splits" / "eigen_test_files.txt")[:5]
+    ann = tmp_path / "data_depth_annotated"
+    for e in entries[:3]:  # annotated maps for three of the five frames
+        p = ann / "val" / e.drive.split("/")[1] / "proj_depth" / "groundtruth" / "image_02" / f"{e.frame:010d}.png"
+        p.parent.mkdir(parents=True, exist_ok=True)
+        p.write_bytes((kdir / "gt_pairs" / "depth" / "0000000005.png").read_bytes())
+    assert missing_ground_truth(entries, ann, "annotated") == 2
+    assert missing_ground_truth(entries, tmp_path / "prepared", "camz_time") == 5
+    found = ground_truth_path(ann, entries[0].drive, entries[0].frame, "image_02", "annotated")
+    assert read_depth_png_kitti(found).shape == (375, 1242)
