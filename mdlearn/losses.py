@@ -18,6 +18,8 @@ It is computed in the equivalent, numerically stable form
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .errors import MdlearnError, UsageError
@@ -61,7 +63,8 @@ def _check_target(target: torch.Tensor) -> None:
     if target.numel() == 0:
         return
     lo, hi = torch.aminmax(target)
-    if not bool((lo >= 0) & (hi < float("inf"))):
+    lo, hi = lo.item(), hi.item()
+    if not (lo >= 0 and hi < math.inf):  # False for NaN too
         n_nan = int(torch.isnan(target).sum())
         n_neg = int((target < 0).sum())
         n_inf = int(torch.isinf(target).sum())
@@ -72,7 +75,7 @@ def _check_target(target: torch.Tensor) -> None:
 
 
 class _ScaleInvariant(torch.autograd.Function):
-    """Eq. 4 per sample on flattened ``(B, N)`` tensors, with a hand-written backward.
+    """Eq. 4 on flattened ``(B, N)`` tensors, per sample or batch mean, with a hand-written backward.
 
     ``weight`` is the valid mask as 0/1 in the compute dtype. Forward keeps only the centred
     ``d - mean(d)`` (zero off the mask); backward is the closed form
@@ -80,37 +83,50 @@ class _ScaleInvariant(torch.autograd.Function):
     elsewhere. Masking multiplies by ``weight`` (bool ``where`` is several times slower on CPU),
     which lets a non-finite prediction on a masked-out pixel through as NaN; with ``robust=True``
     masking uses ``where`` instead and such values cannot leak. :func:`scale_invariant_loss` runs the
-    fast path and falls back to the robust one only when the result is not finite.
+    fast path and falls back to the robust one only when the result is not finite. Few, fused
+    operations: at the paper's batch sizes the per-operation overhead is most of the cost.
     """
 
     @staticmethod
-    def forward(ctx, pred, target, valid, weight, lam, robust):
+    def forward(ctx, pred, target, weight, lam, mean, robust):
         # missing targets (0) are clamped before the log, so no -inf is ever formed; masking zeroes them
         log_target = target.clamp_min(torch.finfo(target.dtype).tiny).log_()
         d = torch.sub(pred, log_target, out=log_target)
-        d = torch.where(valid, d, 0.0) if robust else d.mul_(weight)
+        if robust:
+            valid = weight > 0
+            d = torch.where(valid, d, 0.0)
+        else:
+            d.mul_(weight)
         n = weight.sum(dim=1)
         n_safe = n.clamp(min=1.0)
-        d_mean = d.sum(dim=1) / n_safe
+        d_mean = d.sum(dim=1).div_(n_safe)
         # centred second pass: no cancellation between mean(d^2) and mean(d)^2, never negative
         centred = d.sub_(d_mean[:, None])
         centred = torch.where(valid, centred, 0.0) if robust else centred.mul_(weight)
-        variance = torch.linalg.vecdot(centred, centred) / n_safe
-        per_sample = variance + (1.0 - lam) * d_mean * d_mean
-        ctx.save_for_backward(centred, weight, d_mean, n_safe)
+        per_sample = torch.linalg.vecdot(centred, centred).div_(n_safe).add_(d_mean.square().mul_(1.0 - lam))
+        if mean:  # the average over samples that have a valid pixel (0 if none has)
+            inv_count = (n > 0).sum().clamp(min=1).to(d.dtype).reciprocal()
+            out = per_sample.sum() * inv_count
+        else:
+            inv_count = None
+            out = per_sample
+        ctx.save_for_backward(centred, weight, d_mean, n_safe, inv_count)
         ctx.lam = lam
-        has_pixels = n > 0
-        ctx.mark_non_differentiable(has_pixels)
-        return per_sample, has_pixels
+        return out
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, grad_per_sample, _grad_has_pixels):
+    def backward(ctx, grad_out):
         # dL/dd_i = 2/n (d_i - lam mean(d)) = 2/n (centred_i + (1 - lam) mean(d)) on valid pixels
-        centred, weight, d_mean, n = ctx.saved_tensors
-        scale = (2.0 * grad_per_sample / n)[:, None]
+        centred, weight, d_mean, n, inv_count = ctx.saved_tensors
+        per_sample_grad = grad_out * inv_count if inv_count is not None else grad_out
+        scale = (2.0 * per_sample_grad / n)[:, None]
         grad = torch.addcmul(centred, weight, ((1.0 - ctx.lam) * d_mean)[:, None]).mul_(scale)
         return grad, None, None, None, None, None
+
+
+def _is_finite(x: torch.Tensor) -> bool:
+    return math.isfinite(x.item()) if x.ndim == 0 else bool(torch.isfinite(x).all())
 
 
 def scale_invariant_loss(pred_log_depth: torch.Tensor, target_depth: torch.Tensor,
@@ -163,17 +179,12 @@ def scale_invariant_loss(pred_log_depth: torch.Tensor, target_depth: torch.Tenso
         if mask is not None:
             weight = weight.mul_(mask.reshape(b, -1))
 
-        def reduce(robust: bool) -> torch.Tensor:
-            valid = weight > 0 if robust else None
-            per_sample, has_pixels = _ScaleInvariant.apply(pred, target, valid, weight, float(lam), robust)
-            if reduction == "none":
-                return per_sample
-            return per_sample.sum() / has_pixels.sum().clamp(min=1).to(dtype)
-
-        loss = reduce(robust=False)
-        if check and not bool(torch.isfinite(loss).all()):
-            loss = reduce(robust=True)  # a NaN/Inf on a masked-out pixel must not count
-        if check and not bool(torch.isfinite(loss).all()):
+        mean = reduction == "mean"
+        loss = _ScaleInvariant.apply(pred, target, weight, float(lam), mean, False)
+        if check and not _is_finite(loss):
+            # a NaN/Inf on a masked-out pixel must not count: recompute with where() masking
+            loss = _ScaleInvariant.apply(pred, target, weight, float(lam), mean, True)
+        if check and not _is_finite(loss):
             bad_pred = int((~torch.isfinite(pred) & (weight > 0)).sum())
             raise NonFiniteLossError(
                 f"scale-invariant loss is not finite ({loss.detach().cpu().tolist()}); the prediction has "
