@@ -149,9 +149,9 @@ def scale_invariant_loss(pred_log_depth: torch.Tensor, target_depth: torch.Tenso
             masked-out pixel makes the loss NaN (the fast path masks by multiplication).
 
     Returns:
-        A float32 (or float64) tensor: a scalar for ``"mean"``, ``(B,)`` for ``"none"``. A sample without a valid
-        pixel contributes nothing: its per-sample loss is exactly 0 with zero gradient, and it is
-        left out of the batch average. A batch without any valid pixel gives 0 (with zero gradient).
+        A float32 (or float64) tensor: a scalar for ``"mean"``, ``(B,)`` for ``"none"``. A sample
+        without a valid pixel contributes nothing: its per-sample loss is exactly 0 with zero
+        gradient, and it is left out of the batch average. A batch without any valid pixel gives 0 (with zero gradient).
 
     Computation happens with autocast disabled, in float32 (float64 if the prediction is float64),
     so the loss is the same under ``torch.autocast`` (bfloat16 / float16 forward passes) as without
