@@ -233,3 +233,11 @@ def test_undistort_rgb_keeps_the_centre_and_moves_the_corners(shared_data):
     c = (slice(230, 250), slice(310, 330))
     assert np.abs(und[c].astype(int) - rgb[c].astype(int)).mean() < 3
     assert np.abs(und[:40, :40].astype(int) - rgb[:40, :40].astype(int)).mean() > 3
+
+
+def test_min_max_mask_inside_registration_equals_masking_first(shared_data):
+    raw = read_kinect_disparity(shared_data / "nyu/raw_frame/NYU_depth.pgm")
+    a = register_depth(raw, min_max_mask=True)
+    b = register_depth(mask_min_max(raw))
+    np.testing.assert_array_equal(a, b)
+    assert (a > 0).sum() < (register_depth(raw) > 0).sum()

@@ -355,9 +355,7 @@ def disparity_to_metres(raw: np.ndarray, min_raw: int = TOOLBOX_MIN_RAW,
     (raw values at or beyond 1092.5 give negative or infinite depth). The toolbox clips such
     depths to 10 m instead; marking them invalid keeps bogus values out of the training targets.
     """
-    raw = np.asarray(raw)
-    lut = _metres_lut(int(min_raw), float(max_depth))
-    return lut[np.clip(raw, 0, RAW_INVALID).astype(np.intp)]
+    return _metres_lut(int(min_raw), float(max_depth))[_as_index(raw)]
 
 
 @functools.lru_cache(maxsize=8)
@@ -376,6 +374,20 @@ def metres_to_disparity(depth: np.ndarray) -> np.ndarray:
     return DISPARITY_OFFSET - DISPARITY_NUMERATOR / np.asarray(depth, dtype=np.float64)
 
 
+def _as_index(raw: np.ndarray) -> np.ndarray:
+    raw = np.asarray(raw)
+    if raw.dtype == np.uint16 and raw.max(initial=0) <= RAW_INVALID:
+        return raw
+    return np.clip(raw, 0, RAW_INVALID).astype(np.intp)
+
+
+def _min_max_levels(raw: np.ndarray, lut: np.ndarray) -> tuple[int, int] | None:
+    """The smallest and largest raw level with a valid depth in the frame (None if none)."""
+    counts = np.bincount(raw.ravel(), minlength=RAW_INVALID + 1)
+    levels = np.flatnonzero((counts > 0) & (lut > 0))
+    return (int(levels[0]), int(levels[-1])) if levels.size else None
+
+
 def mask_min_max(raw: np.ndarray, min_raw: int = TOOLBOX_MIN_RAW, max_depth: float = TOOLBOX_MAX_DEPTH) -> np.ndarray:
     """Set the pixels at the frame's smallest and largest valid depth to invalid (Chapter 2).
 
@@ -384,12 +396,11 @@ def mask_min_max(raw: np.ndarray, min_raw: int = TOOLBOX_MIN_RAW, max_depth: flo
     "equal" is exact, so the rule is applied to the raw frame, before registration (after it,
     values are no longer shared levels). Returns a copy with those pixels set to 2047.
     """
-    raw = np.asarray(raw)
-    valid = _metres_lut(int(min_raw), float(max_depth))[np.clip(raw, 0, RAW_INVALID).astype(np.intp)] > 0
-    out = raw.copy()
-    if valid.any():
-        lo, hi = raw[valid].min(), raw[valid].max()
-        out[valid & ((raw == lo) | (raw == hi))] = RAW_INVALID
+    idx = _as_index(raw)
+    out = np.array(raw, copy=True)
+    lv = _min_max_levels(idx, _metres_lut(int(min_raw), float(max_depth)))
+    if lv is not None:
+        out[(idx == lv[0]) | (idx == lv[1])] = RAW_INVALID
     return out
 
 
@@ -436,9 +447,14 @@ def register_depth(raw: np.ndarray, calib: KinectCalibration = NYU_KINECT, value
     raw = np.asarray(raw)
     h, w = raw.shape
     calib = calib.for_size(w, h)
-    if min_max_mask:
-        raw = mask_min_max(raw, min_raw, max_depth)
-    z = disparity_to_metres(raw, min_raw, max_depth).ravel()
+    idx = _as_index(raw)
+    lut = _metres_lut(int(min_raw), float(max_depth))
+    if min_max_mask:  # the paper's rule, folded into the lookup table (see mask_min_max)
+        lv = _min_max_levels(idx, lut)
+        if lv is not None:
+            lut = lut.copy()
+            lut[list(lv)] = 0.0
+    z = lut[idx].ravel()
     rx, ry = depth_rays(calib)
     keep = np.flatnonzero(z > 0)
     z = z[keep]

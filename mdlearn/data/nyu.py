@@ -379,6 +379,24 @@ def _prepare_frame(task: tuple) -> tuple:
         return scene, k, 0.0, str(e), None
 
 
+def _warm_caches(tasks: list[tuple]) -> None:
+    """Build the per-size ray and undistortion tables once, before the workers fork."""
+    from .kinect import _rgb_undistort_map, depth_rays
+
+    seen = set()
+    for task in tasks:
+        if task[0] in seen:
+            continue
+        seen.add(task[0])
+        try:
+            h, w = read_kinect_disparity(task[3]).shape
+            calib = NYU_KINECT.for_size(w, h)
+        except (MdlearnError, ValueError):
+            continue  # the worker will report it
+        depth_rays(calib)
+        _rgb_undistort_map(calib)
+
+
 def _scene_dirs(raw_dir: Path) -> list[Path]:
     if any(parse_raw_name(p.name) for p in raw_dir.iterdir() if p.is_file()):
         return [raw_dir]  # RAW_DIR is itself one scene
@@ -484,6 +502,7 @@ def prepare_nyu_raw(raw_dir: str | os.PathLike, out: str | os.PathLike, workers:
             it = map(_prepare_frame, tasks)
             pool = None
         else:
+            _warm_caches(tasks)  # forked workers inherit the per-size lookup tables
             ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
             pool = ctx.Pool(min(workers, len(tasks)))
             it = pool.imap_unordered(_prepare_frame, tasks, chunksize=2)
