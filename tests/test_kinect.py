@@ -241,3 +241,19 @@ def test_min_max_mask_inside_registration_equals_masking_first(shared_data):
     b = register_depth(mask_min_max(raw))
     np.testing.assert_array_equal(a, b)
     assert (a > 0).sum() < (register_depth(raw) > 0).sum()
+
+
+def test_registered_field_of_view_matches_the_real_sync_files(shared_data):
+    """Where the registered real frame has depth (the depth camera's field of view seen from the
+    RGB camera) matches the valid region of the public sync files, side by side within 4 px."""
+    from mdlearn.data.formats import read_depth_png_mm
+
+    def extent(d):
+        v = d > 0
+        cols, rows = np.flatnonzero(v.mean(0) > 0.3), np.flatnonzero(v.mean(1) > 0.3)
+        return np.array([cols.min(), cols.max(), rows.min(), rows.max()])
+
+    ours = extent(register_depth(read_kinect_disparity(shared_data / "nyu/raw_frame/NYU_depth.pgm")))
+    theirs = np.median([extent(read_depth_png_mm(shared_data / f"nyu/sync_pairs/sync_depth_{i:05d}.png"))
+                        for i in (0, 50, 100)], axis=0)
+    assert np.abs(ours - theirs).max() <= 4, (ours, theirs)

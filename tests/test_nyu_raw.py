@@ -206,6 +206,10 @@ def _bad_raw_dir(raw_dir, tmp_path):
     frames = sorted((bad / "order").glob("d-*.pgm"), key=lambda p: float(p.name.split("-")[1]))
     kind, t, c = frames[3].name[:-4].split("-")
     frames[3].rename(frames[3].with_name(f"d-{t}-{int(c) - 10**7}.pgm"))
+    # an RGB frame with the wrong magic number
+    shutil.copytree(victim, bad / "badmagic")
+    r = bad / "badmagic" / synchronise(list_raw_scene(bad / "badmagic")).pairs[-1]["rgb"]
+    r.write_bytes(b"P3" + r.read_bytes()[2:])
     # an empty folder
     (bad / "empty").mkdir()
     return bad, d.name
@@ -215,7 +219,8 @@ def test_prepare_skips_bad_scenes_and_reports_them(raw_dir, tmp_path):
     bad, truncated = _bad_raw_dir(raw_dir, tmp_path)
     r = prepare_nyu_raw(bad, tmp_path / "out", workers=2, progress=False)
     assert r.written == ["good"]
-    assert set(r.skipped) == {"truncated", "nodepth", "order", "empty"}
+    assert set(r.skipped) == {"truncated", "nodepth", "order", "empty", "badmagic"}
+    assert "not a binary PPM" in r.skipped["badmagic"] and ".ppm" in r.skipped["badmagic"]
     assert truncated in r.skipped["truncated"] and "truncated" in r.skipped["truncated"]
     assert "no depth frames" in r.skipped["nodepth"] and "no depth frames" in r.skipped["empty"]
     assert "out of order" in r.skipped["order"]
