@@ -73,7 +73,8 @@ def as_depth_array(x, name: str) -> np.ndarray:
     Introduced in Chapter 4.
     """
     if torch.is_tensor(x):
-        x = x.detach().cpu().numpy()
+        # (via torch: NumPy has no bfloat16, the usual dtype of a network output under autocast)
+        x = x.detach().to(device="cpu", dtype=torch.float64 if x.is_floating_point() else x.dtype).numpy()
     elif not isinstance(x, np.ndarray):
         raise UsageError(f"{name} must be a NumPy array or a torch tensor, got {type(x).__name__}")
     if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):

@@ -119,6 +119,9 @@ def test_torch_numpy_and_mask_agree():
     c = depth_metrics(pred[mask], gt[mask])
     assert a == b
     assert_metrics_close(a, c, rel=1e-12)
+    # half-precision network outputs (bfloat16 has no NumPy dtype) are accepted
+    h = depth_metrics(torch.from_numpy(pred).to(torch.bfloat16), torch.from_numpy(gt), torch.from_numpy(mask))
+    assert h["abs_rel"] == pytest.approx(a["abs_rel"], rel=2e-2)
     # a NaN prediction outside the mask does not matter
     pred2 = pred.copy()
     pred2[~mask] = np.nan
