@@ -12,8 +12,8 @@ nearest RGB frame. Each stream is rendered from its own camera:
   depth-to-RGB transform, including the toolbox's ``[t_x; t_z; t_y]`` translation), through
   its intrinsics and lens distortion, converted to raw disparity by inverting
   ``351.3 / (1092.5 - raw)``, with disparity noise and integer quantisation, and with the holes
-  a real Kinect leaves: **projector shadows** beside depth edges (the IR projector sits 7.5 cm
-  to the right of the IR camera, so surfaces it cannot light get no reading), **no return**
+  a real Kinect leaves: **projector shadows** beside depth edges (the simulated IR projector sits
+  7.5 cm to the right of the IR camera; surfaces it cannot light get no reading), **no return**
   from windows and dark glossy screens (some window pixels instead get bogus out-of-range
   values), surfaces seen at grazing incidence, about half the pixels beside depth edges, and
   nothing nearer than 0.5 m or beyond about 8.5 m.
