@@ -240,3 +240,15 @@ def test_list_raw_scene_errors(tmp_path):
     (tmp_path / "s" / "d-2.000000-5.pgm").write_bytes(b"")
     with pytest.raises(FormatError, match="d-2.000000-5.pgm: depth timestamps out of order"):
         list_raw_scene(tmp_path / "s")
+
+
+def test_prepare_into_a_folder_inside_the_raw_folder(raw_dir, tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(_scenes(raw_dir)[0], raw / "scene_a")
+    r = prepare_nyu_raw(raw, raw / "sync", workers=1, progress=False)
+    assert r.written == ["scene_a"] and not r.skipped
+    r = prepare_nyu_raw(raw, raw / "sync", workers=1, progress=False)
+    assert r.resumed == ["scene_a"] and not r.skipped
+    # a single scene folder given directly as RAW_DIR
+    r = prepare_nyu_raw(raw / "scene_a", tmp_path / "one", workers=1, progress=False)
+    assert r.written == ["scene_a"]

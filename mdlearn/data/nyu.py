@@ -397,10 +397,11 @@ def _warm_caches(tasks: list[tuple]) -> None:
         _rgb_undistort_map(calib)
 
 
-def _scene_dirs(raw_dir: Path) -> list[Path]:
+def _scene_dirs(raw_dir: Path, out: Path) -> list[Path]:
     if any(parse_raw_name(p.name) for p in raw_dir.iterdir() if p.is_file()):
         return [raw_dir]  # RAW_DIR is itself one scene
-    return sorted(p for p in raw_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_")))
+    return sorted(p for p in raw_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
+                  and p.resolve() != out.resolve() and not p.name.endswith(".partial"))
 
 
 def prepare_nyu_raw(raw_dir: str | os.PathLike, out: str | os.PathLike, workers: int = 2, overwrite: bool = False,
@@ -449,7 +450,7 @@ def prepare_nyu_raw(raw_dir: str | os.PathLike, out: str | os.PathLike, workers:
     report = PrepareReport(out)
     results: dict[str, SyncResult] = {}
     tasks = []
-    for sd in _scene_dirs(raw_dir):
+    for sd in _scene_dirs(raw_dir, out):
         name, target = sd.name, out / sd.name
         if target.exists():
             if (target / SCENE_REPORT).is_file() and not overwrite:
