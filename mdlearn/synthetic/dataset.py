@@ -36,7 +36,8 @@ __all__ = ["IndoorSpec", "write_indoor_dataset", "ensure_indoor_dataset", "read_
 INDEX_NAME = "index.json"
 FORMAT_NAME = "mdlearn-indoor-sync"
 FORMAT_VERSION = 1
-_HIST_MAX_MM = 20000  # depth histogram range for the statistics (20 m in millimetre bins)
+_HIST_MAX_MM = 20000
+_SOURCES = ("dataset.py", "indoor.py", "raycast.py", "textures.py")  # what makes the indoor pixels  # depth histogram range for the statistics (20 m in millimetre bins)
 
 
 @dataclass(frozen=True)
@@ -84,10 +85,11 @@ class IndoorSpec:
 def source_hash() -> str:
     """Hash of the sources that determine the rendered pixels (renderer, textures, camera, writers).
 
-    Stored in ``index.json`` so that data made by an older renderer is recognised as stale.
+    Stored in ``index.json`` so that data made by an older renderer is recognised as stale. Only
+    the modules the indoor pixels depend on count: other synthetic worlds may change freely.
     """
     here = Path(__file__).resolve().parent
-    files = sorted(here.glob("*.py")) + [here.parent / "camera.py", here.parent / "data" / "formats.py"]
+    files = [here / name for name in _SOURCES] + [here.parent / "camera.py"]
     h = hashlib.sha256()
     for f in files:
         h.update(f.name.encode())
