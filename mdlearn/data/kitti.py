@@ -28,11 +28,14 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..camera import Intrinsics
 from .formats import FormatError
+
+if TYPE_CHECKING:  # mdlearn.camera imports torch; the prepare workers need only numpy
+    from ..camera import Intrinsics
 
 __all__ = [
     "CAMERAS",
@@ -156,8 +159,10 @@ class Calibration:
         """
         return self.P_rect[cam] @ self.rect_from_velo()
 
-    def intrinsics(self, cam: int = 2, size: tuple[int, int] | None = None) -> Intrinsics:
+    def intrinsics(self, cam: int = 2, size: tuple[int, int] | None = None) -> "Intrinsics":
         """The pinhole intrinsics of rectified camera ``cam`` (from ``P_rect_0c``)."""
+        from ..camera import Intrinsics
+
         P = self.P_rect[cam]
         w, h = size or self.image_size.get(cam, (0, 0))
         return Intrinsics(fx=float(P[0, 0]), fy=float(P[1, 1]), cx=float(P[0, 2]), cy=float(P[1, 2]),
