@@ -252,3 +252,27 @@ def test_prepare_into_a_folder_inside_the_raw_folder(raw_dir, tmp_path):
     # a single scene folder given directly as RAW_DIR
     r = prepare_nyu_raw(raw / "scene_a", tmp_path / "one", workers=1, progress=False)
     assert r.written == ["scene_a"]
+
+
+def test_prepare_a_scene_of_real_kinect_frames(shared_data, tmp_path):
+    """The real raw frame pair, filed as a two-frame scene, goes through prepare unchanged in
+    geometry: the written depth is register_depth's (to the millimetre), the RGB undistort_rgb's."""
+    from mdlearn.data.formats import read_rgb
+    from mdlearn.data.kinect import format_raw_name, register_depth, undistort_rgb
+
+    src = shared_data / "nyu/raw_frame"
+    scene = tmp_path / "raw" / "basement_real"
+    scene.mkdir(parents=True)
+    for i in range(2):
+        t = 1315403270.0 + i / 15
+        shutil.copyfile(src / "NYU_color.ppm", scene / format_raw_name("r", t, 100 + i))
+        shutil.copyfile(src / "NYU_depth.pgm", scene / format_raw_name("d", t + 0.01, 900 + i))
+    r = prepare_nyu_raw(tmp_path / "raw", tmp_path / "sync", workers=1, rgb_format="png", progress=False)
+    assert r.written == ["basement_real"] and r.frames == 2
+    raw = read_kinect_disparity(src / "NYU_depth.pgm")
+    depth = read_depth_png_mm(tmp_path / "sync/basement_real/sync_depth_00001.png")
+    np.testing.assert_allclose(depth, register_depth(raw, min_max_mask=True), atol=5e-4)
+    rgb = read_rgb(tmp_path / "sync/basement_real/rgb_00001.png")
+    np.testing.assert_array_equal(rgb, undistort_rgb(read_kinect_ppm(src / "NYU_color.ppm")))
+    assert (tmp_path / "sync/files_with_gt.txt").read_text().splitlines()[0] == \
+        "basement_real/rgb_00000.png basement_real/sync_depth_00000.png 518.8579"
