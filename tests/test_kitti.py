@@ -265,3 +265,12 @@ def test_missing_ground_truth_is_counted_per_variant(tmp_path, kdir):
     assert missing_ground_truth(entries, tmp_path / "prepared", "camz_time") == 5
     found = ground_truth_path(ann, entries[0].drive, entries[0].frame, "image_02", "annotated")
     assert read_depth_png_kitti(found).shape == (375, 1242)
+
+
+def test_real_drive_folder_without_scans_is_reported(kdir):
+    drive = kitti.find_drives(kdir / "raw")[0]
+    assert drive.key == "2011_09_26/2011_09_26_drive_0001_sync"
+    assert len(drive.timestamps("velodyne_points_start")) == 108
+    assert drive.calibration().baseline() == pytest.approx(0.532, abs=0.005)
+    with pytest.raises(FormatError, match=r"velodyne_points/data: missing folder"):
+        drive.check()  # the sample holds timestamps and one OXTS packet, not the scans

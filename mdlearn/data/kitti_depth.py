@@ -63,7 +63,12 @@ PIXEL_RULES = {
 SCAN_RATE_HZ = 10.0
 #: Spin direction seen from above. KITTI triggers the cameras when the scanner faces forward (+x);
 #: with a clockwise spin the azimuth ``atan2(y, x)`` decreases with time, so points to the left
-#: were captured before the image and points to the right after it.
+#: were captured before the image and points to the right after it. An assumption, not a
+#: documented fact: neither the raw devkit readme nor the ``.bin`` files state the direction (the
+#: real object-benchmark scans in ``shared/data`` store each ring with azimuth *increasing*, but
+#: file order need not be capture order). It is a parameter everywhere; flipping it mirrors which
+#: side of the image counts as "earlier" and changes the time rule only where the points competing
+#: for one pixel have different azimuths. The synthetic scanner spins clockwise.
 SCAN_DIRECTION = "clockwise"
 
 
