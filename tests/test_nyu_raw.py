@@ -276,3 +276,32 @@ def test_prepare_a_scene_of_real_kinect_frames(shared_data, tmp_path):
     np.testing.assert_array_equal(rgb, undistort_rgb(read_kinect_ppm(src / "NYU_color.ppm")))
     assert (tmp_path / "sync/files_with_gt.txt").read_text().splitlines()[0] == \
         "basement_real/rgb_00000.png basement_real/sync_depth_00000.png 518.8579"
+
+
+def test_prepare_interrupted_then_resumed(raw_dir, tmp_path, monkeypatch):
+    """Ctrl-C in the middle of the second scene: the first scene is finished and kept, the second
+    is redone by the next run, and the result equals an uninterrupted run."""
+    import mdlearn.data.nyu as nyu
+
+    real = nyu._prepare_frame
+    first, second = sorted(p.name for p in _scenes(raw_dir))
+    n_first = len(synchronise(list_raw_scene(raw_dir / first)).pairs)
+    calls = {"n": 0}
+
+    def flaky(task):
+        calls["n"] += 1
+        if calls["n"] == n_first + 2:
+            raise KeyboardInterrupt
+        return real(task)
+
+    monkeypatch.setattr(nyu, "_prepare_frame", flaky)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_nyu_raw(raw_dir, tmp_path / "out", workers=1, progress=False)
+    assert (tmp_path / "out" / first / "sync.json").is_file() and not (tmp_path / "out" / second).exists()
+    monkeypatch.setattr(nyu, "_prepare_frame", real)
+    r = prepare_nyu_raw(raw_dir, tmp_path / "out", workers=1, progress=False)
+    assert r.resumed == [first] and r.written == [second]
+    assert not any(p.name.endswith(".partial") for p in (tmp_path / "out").iterdir())
+    ref = prepare_nyu_raw(raw_dir, tmp_path / "ref", workers=1, progress=False)
+    assert ref.frames == r.frames + n_first
+    assert (tmp_path / "out" / "files_with_gt.txt").read_text() == (tmp_path / "ref" / "files_with_gt.txt").read_text()

@@ -498,10 +498,10 @@ def prepare_nyu_raw(raw_dir: str | os.PathLike, out: str | os.PathLike, workers:
         report.dropped_one_to_many += len(s.dropped)
 
     bar = tqdm(total=len(tasks), desc="prepare nyu-raw", unit="frame", disable=not progress)
+    pool = None
     try:
         if workers == 1 or len(tasks) < 2:
             it = map(_prepare_frame, tasks)
-            pool = None
         else:
             _warm_caches(tasks)  # forked workers inherit the per-size lookup tables
             ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
@@ -520,9 +520,10 @@ def prepare_nyu_raw(raw_dir: str | os.PathLike, out: str | os.PathLike, workers:
         if pool is not None:
             pool.close()
             pool.join()
+            pool = None
     finally:
         bar.close()
-        if "pool" in locals() and pool is not None:
+        if pool is not None:  # interrupted: stop the workers; unfinished scenes stay *.partial
             pool.terminate()
 
     # the list of everything finished in OUT, and the record of this run
