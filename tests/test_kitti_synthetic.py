@@ -53,6 +53,9 @@ def test_layout_reads_back_as_kitti_raw(raw):
         start, end = d.timestamps("velodyne_points_start"), d.timestamps("velodyne_points_end")
         assert np.allclose((end - start) / 1e9, 0.1)
     assert "P_rect_02:" in (raw / "2014_12_08" / "calib_cam_to_cam.txt").read_text()
+    train, test = kitti.read_split(raw / "splits" / "train_files.txt"), kitti.read_split(raw / "splits" / "test_files.txt")
+    assert len(train) == 6 and len(test) == 6 and {e.drive for e in test} == {drives[1].key}
+    assert train[0].sides == ("l", "r") and test[0].sides == ("l",)
 
 
 def test_calibration_text_round_trip(tmp_path):

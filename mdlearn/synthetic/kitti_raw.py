@@ -3,7 +3,8 @@
 Introduced in Chapter 3; ``mdlearn synth kitti-raw OUT --drives N --frames-per-drive M`` runs
 :func:`write_kitti_raw`. Layout (that of the real raw data, see :mod:`mdlearn.data.kitti`)::
 
-    OUT/index.json                              # spec, source hash, drives, stationary truth
+    OUT/index.json                              # spec, source hash, drives, per-frame speed
+    OUT/splits/train_files.txt, test_files.txt  # Eigen-format lists, split by drive (last = test)
     OUT/DATE/calib_cam_to_cam.txt, calib_velo_to_cam.txt   # the KITTI rig, resized to the images
     OUT/DATE/DATE_drive_XXXX_sync/
         image_02/data/*.png, image_03/data/*.png, */timestamps.txt
@@ -221,6 +222,24 @@ def _render_drive(task: tuple[KittiRawSpec, int, str]) -> dict:
             "knots": [list(k) for k in motion.knots], "frames": frames}
 
 
+def _write_splits(root: Path, results: list[dict]) -> None:
+    """Split lists in the two public Eigen formats, split by drive: the last drive is the test
+    drive (when there are two or more), every frame of it one ``DATE/DRIVE frame l`` line; the
+    others are training drives, one stereo-pair line per frame."""
+    test = {results[-1]["name"]} if len(results) > 1 else set()
+    lines = {"train": [], "test": []}
+    for r in results:
+        for fr in r["frames"]:
+            f = fr["frame"]
+            if r["name"] in test:
+                lines["test"].append(f"{r['name']} {f:010d} l")
+            else:
+                lines["train"].append(f"{r['name']}/image_02/data/{f:010d}.png {r['name']}/image_03/data/{f:010d}.png")
+    (root / "splits").mkdir(exist_ok=True)
+    for split, ls in lines.items():
+        (root / "splits" / f"{split}_files.txt").write_text("".join(line + "\n" for line in ls))
+
+
 def read_index(out: str | os.PathLike) -> dict:
     """The parsed ``index.json`` of a synthetic raw folder."""
     path = Path(out) / INDEX_NAME
@@ -285,6 +304,7 @@ def write_kitti_raw(out: str | os.PathLike, spec: KittiRawSpec, workers: int | N
                            "velodyne_times": "float32 seconds, point capture time minus the scan timestamp"},
                  "counts": {"drives": spec.drives, "frames": spec.drives * spec.frames_per_drive},
                  "drives": results}
+        _write_splits(tmp, results)
         (tmp / INDEX_NAME).write_text(json.dumps(index, indent=1))
         if out.exists():
             trash = out.parent / f"{out.name}.old-{os.getpid()}"
