@@ -54,7 +54,7 @@ from ..data.kinect import (ACCEL_COUNTS_PER_G, NYU_KINECT, RAW_INVALID, AccelRec
                            write_kinect_ppm)
 from ..errors import UsageError
 
-__all__ = ["KinectSpec", "write_nyu_raw", "ensure_nyu_raw", "read_manifest", "simulate_scene", "write_ground_truth", "read_ground_truth",
+__all__ = ["KinectSpec", "write_nyu_raw", "ensure_nyu_raw", "read_manifest", "render_depth_frame", "simulate_scene", "write_ground_truth", "read_ground_truth",
            "read_frames_json", "expected_sync", "PROJECTOR_BASELINE", "KINECT_RANGE"]
 
 #: Distance of the IR projector from the IR (depth) camera, along the camera's +x axis (metres).
@@ -308,8 +308,14 @@ def _grazing_and_edges(depth: np.ndarray, K: Intrinsics, rng: np.random.Generato
     return (cos < min_cos) & ~jump, edges
 
 
-def _render_depth_frame(room, world_from_depth: np.ndarray, calib: KinectCalibration,
-                        rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+def render_depth_frame(room, world_from_depth: np.ndarray, calib: KinectCalibration,
+                       rng: np.random.Generator) -> tuple[np.ndarray, dict]:
+    """One raw Kinect depth frame of ``room`` seen from ``world_from_depth`` (Chapter 2).
+
+    Returns ``(raw, holes)``: the ``(H, W)`` uint16 raw disparity (2047 = no reading) and a dict
+    of boolean masks naming why pixels have no reading (``shadow``, ``window``, ``dark``,
+    ``grazing``, ``edge``, ``out_of_range``; a pixel can have several causes).
+    """
     from .indoor import render
 
     canvas, cu, cv = _depth_canvas(calib)
@@ -336,9 +342,7 @@ def _render_depth_frame(room, world_from_depth: np.ndarray, calib: KinectCalibra
     # glass returns some junk: disparities beyond 10 m (invalid once converted)
     junk = holes["window"] & (rng.uniform(size=z.shape) < 0.15)
     raw[junk] = rng.integers(1062, 1092, size=int(junk.sum()))
-    stats = {k: float(m.mean()) for k, m in holes.items()}
-    stats["valid"] = float((raw != RAW_INVALID).mean())
-    return raw, stats
+    return raw, holes
 
 
 def _accel_record(world_from_depth: np.ndarray, rng: np.random.Generator) -> AccelRecord:
@@ -379,7 +383,9 @@ def simulate_scene(spec: KinectSpec, scene_index: int, out_dir: str | os.PathLik
         frames["rgb"].append({"name": name, "t": t, "world_from_rgb": np.round(pose, 9).tolist()})
     for j, t in enumerate(times["depth"]):
         pose = pose_at(t - t0) @ rgb_from_depth
-        raw, stats = _render_depth_frame(room, pose, calib, rng)
+        raw, holes = render_depth_frame(room, pose, calib, rng)
+        stats = {k: float(m.mean()) for k, m in holes.items()}
+        stats["valid"] = float((raw != RAW_INVALID).mean())
         name = format_raw_name("d", t, counters["d"] + int((t - t0) * 1e6))
         write_kinect_pgm(out / name, raw)
         files.append((t, name))
