@@ -1,6 +1,6 @@
 """The NYU subcommands of the command line: synth nyu-raw, prepare nyu-raw, prepare nyu-labeled."""
 
-from test_nyu_raw import SPEC, _bad_raw_dir, raw_dir  # noqa: F401  (the module fixture)
+from test_nyu_raw import _bad_raw_dir, raw_dir  # noqa: F401  (the module fixture)
 
 import numpy as np
 import scipy.io

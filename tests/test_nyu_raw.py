@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mdlearn.data.formats import FormatError, read_depth_png_mm
-from mdlearn.data.kinect import RAW_INVALID, Intrinsics, read_accel_dump, read_kinect_disparity, read_kinect_ppm
+from mdlearn.camera import Intrinsics
+from mdlearn.data.kinect import RAW_INVALID, read_accel_dump, read_kinect_disparity, read_kinect_ppm
 from mdlearn.data.nyu import (NYUSyncDataset, list_raw_scene, nearest_frames, prepare_nyu_raw, synchronise)
 from mdlearn.errors import UsageError
 from mdlearn.synthetic.kinect import (PROJECTOR_BASELINE, KinectSpec, _projector_shadow, expected_sync,

@@ -36,7 +36,7 @@ import json
 import multiprocessing as mp
 import os
 import shutil
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -45,7 +45,7 @@ from torch.utils.data import Dataset
 
 from ..errors import MdlearnError, UsageError
 from .formats import FormatError, read_depth_png_mm, read_rgb, write_depth_png_mm, write_rgb
-from .kinect import (NYU_KINECT, KinectCalibration, RawName, parse_raw_name, read_kinect_disparity,
+from .kinect import (NYU_KINECT, RawName, parse_raw_name, read_kinect_disparity,
                      read_kinect_ppm, register_depth, undistort_rgb)
 
 __all__ = [
