@@ -432,7 +432,9 @@ def register_depth(raw: np.ndarray, calib: KinectCalibration = NYU_KINECT, value
     The toolbox's ``project_depth_map.m``, vectorised: raw disparity -> metres (invalid = 0),
     each raw pixel back-projected along its undistorted ray (instead of resampling the depth
     image, which mixes depths across edges), moved into the RGB camera, projected and rounded
-    to the nearest pixel; where several points land on one pixel the nearest wins.
+    to the nearest pixel; where several points land on one pixel the nearest wins. Points landing
+    on any pixel of the image are kept (the toolbox's ``0 < x < W`` test on its 1-based grid also
+    drops the last column and row).
 
     Args:
         raw: ``(H, W)`` raw disparity (the size selects ``calib.for_size``).
