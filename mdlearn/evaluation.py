@@ -455,7 +455,7 @@ def results_table(rows: dict[str, dict[str, float]], protocol: EvalProtocol, dig
 
 nyu_eigen = EvalProtocol(
     "nyu_eigen", "NYU Depth v2 test set as BTS / AdaBins / ZoeDepth evaluate it",
-    NYU_CROP_EIGEN, 1e-3, 10.0, clamp_predictions=True, aggregation="per_image",
+    NYU_CROP_EIGEN, 1e-3, _nyu.NYU_MAX_DEPTH, clamp_predictions=True, aggregation="per_image",
     reference="cleinc/bts pytorch/bts_eval.py with --eigen_crop (same in AdaBins, ZoeDepth)")
 nyu_toolbox = nyu_eigen.replace(
     "nyu_toolbox", description="NYU Depth v2 with the toolbox projection mask (1 row, 1 col larger)",
@@ -466,7 +466,8 @@ nyu_paper = EvalProtocol(
     reference="Eigen, Puhrsch & Fergus 2014, Section 4.3 (pooling and mask are our reading; the paper is silent)")
 kitti_garg = EvalProtocol(
     "kitti_garg", "KITTI Eigen split with the Garg crop, supervised (no scale alignment)",
-    KITTI_CROP_GARG, 1e-3, 80.0, clamp_predictions=True, aggregation="per_image",
+    KITTI_CROP_GARG, _kitti.KITTI_MIN_DEPTH, _kitti.KITTI_MAX_DEPTH, clamp_predictions=True,
+    aggregation="per_image",
     reference="cleinc/bts pytorch/bts_eval.py with --garg_crop (same crop and caps in monodepth2, ZoeDepth)")
 kitti_eigen = kitti_garg.replace(
     "kitti_eigen", description="KITTI Eigen split with the Eigen crop, no scale alignment",
