@@ -27,18 +27,10 @@ import time
 from pathlib import Path
 
 # only what the prepare workers need at module level: spawned workers re-import this script
+from _timing import best_of
 from mdlearn.data.formats import read_rgb
 from mdlearn.data.kitti import find_drives, read_velodyne
 from mdlearn.data.kitti_prepare import prepare_kitti_raw
-
-
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:

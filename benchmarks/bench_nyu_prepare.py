@@ -32,11 +32,11 @@ import os
 import shutil
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from _timing import best_of  # noqa: E402  (this folder)
 from mdlearn.data.formats import write_depth_png_mm, write_rgb  # noqa: E402
 from mdlearn.data.kinect import (disparity_to_metres, format_raw_name, read_kinect_disparity,  # noqa: E402
                                  read_kinect_ppm)
@@ -94,14 +94,8 @@ def main() -> None:
             r = prepare_nyu_raw(raw, out, workers=workers, progress=False)
             assert r.frames == n and not r.skipped, r.summary()
 
-        def best(fn, *a) -> float:
-            fn(*a)  # warm-up (file cache, lookup tables)
-            times = []
-            for _ in range(args.repeats):
-                t = time.perf_counter()
-                fn(*a)
-                times.append(time.perf_counter() - t)
-            return min(times)
+        def best(fn, *a) -> float:  # one warm-up call (file cache, lookup tables)
+            return best_of(lambda: fn(*a), args.repeats, warmup=1)
 
         t_dec = best(decode)
         t_io = best(decode_encode)

@@ -25,19 +25,11 @@ import numpy as np
 import torch
 from PIL import Image
 
+from _timing import best_of
 from mdlearn.camera import NYU_RGB
 from mdlearn.presets import DATASETS
 from mdlearn.synthetic.dataset import IndoorSpec, _render_room, write_indoor_dataset
 from mdlearn.synthetic.indoor import render, sample_pose, sample_room
-
-
-def best_of(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:

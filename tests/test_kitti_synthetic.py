@@ -4,7 +4,6 @@ The fixtures are written by the project's own writer (small: quarter resolution,
 """
 
 import json
-import math
 import shutil
 
 import numpy as np

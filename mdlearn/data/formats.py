@@ -57,14 +57,8 @@ def _open_image(path: Path) -> Image.Image:
     return img
 
 
-def write_depth_png_mm(path: str | os.PathLike, depth: np.ndarray) -> None:
-    """Write a metric depth map as a uint16 PNG in millimetres (0 = invalid).
-
-    Introduced in Chapter 1. Depth is rounded to the nearest millimetre, so reading it back is
-    exact to 0.5 mm. Raises :class:`FormatError` for NaN, negative depths or depths beyond
-    :data:`MAX_DEPTH_PNG_MM`.
-    """
-    path = Path(path)
+def _write_depth_png_uint16(path: Path, depth: np.ndarray, scale: float, max_depth: float, what: str) -> None:
+    """Check a metric depth map and write ``round(depth * scale)`` as a 16-bit PNG (0 = invalid)."""
     depth = np.asarray(depth)
     if depth.ndim != 2:
         raise FormatError(f"{path}: a depth map must be 2-D (H, W), got shape {depth.shape}")
@@ -72,11 +66,20 @@ def write_depth_png_mm(path: str | os.PathLike, depth: np.ndarray) -> None:
         raise FormatError(f"{path}: depth contains NaN or infinity; use 0 for invalid pixels")
     if (depth < 0).any():
         raise FormatError(f"{path}: depth contains negative values (min {depth.min():.4g} m)")
-    if depth.max(initial=0.0) > MAX_DEPTH_PNG_MM:
-        raise FormatError(f"{path}: depth {depth.max():.3f} m exceeds the uint16-millimetre range "
-                          f"({MAX_DEPTH_PNG_MM} m)")
-    mm = np.rint(depth.astype(np.float64) * MM_PER_M).astype(np.uint16)
-    Image.fromarray(mm).save(path, format="PNG", compress_level=1)
+    if depth.max(initial=0.0) > max_depth:
+        raise FormatError(f"{path}: depth {depth.max():.3f} m exceeds the {what} range ({max_depth:.3f} m)")
+    q = np.rint(depth.astype(np.float64) * scale).astype(np.uint16)
+    Image.fromarray(q).save(path, format="PNG", compress_level=1)
+
+
+def write_depth_png_mm(path: str | os.PathLike, depth: np.ndarray) -> None:
+    """Write a metric depth map as a uint16 PNG in millimetres (0 = invalid).
+
+    Introduced in Chapter 1. Depth is rounded to the nearest millimetre, so reading it back is
+    exact to 0.5 mm. Raises :class:`FormatError` for NaN, negative depths or depths beyond
+    :data:`MAX_DEPTH_PNG_MM`.
+    """
+    _write_depth_png_uint16(Path(path), depth, MM_PER_M, MAX_DEPTH_PNG_MM, "uint16-millimetre")
 
 
 def read_depth_png_mm(path: str | os.PathLike, max_depth: float = MAX_DEPTH_PNG_MM) -> np.ndarray:
@@ -146,19 +149,7 @@ def write_depth_png_kitti(path: str | os.PathLike, depth: np.ndarray) -> None:
     (below 1/512 m) are stored as invalid. Raises :class:`FormatError` for NaN, negative depths or
     depths beyond :data:`MAX_DEPTH_PNG_KITTI` (about 256 m).
     """
-    path = Path(path)
-    depth = np.asarray(depth)
-    if depth.ndim != 2:
-        raise FormatError(f"{path}: a depth map must be 2-D (H, W), got shape {depth.shape}")
-    if not np.isfinite(depth).all():
-        raise FormatError(f"{path}: depth contains NaN or infinity; use 0 for invalid pixels")
-    if (depth < 0).any():
-        raise FormatError(f"{path}: depth contains negative values (min {depth.min():.4g} m)")
-    if depth.max(initial=0.0) > MAX_DEPTH_PNG_KITTI:
-        raise FormatError(f"{path}: depth {depth.max():.3f} m exceeds the KITTI uint16 range "
-                          f"({MAX_DEPTH_PNG_KITTI:.2f} m)")
-    q = np.rint(depth.astype(np.float64) * KITTI_DEPTH_SCALE).astype(np.uint16)
-    Image.fromarray(q).save(path, format="PNG", compress_level=1)
+    _write_depth_png_uint16(Path(path), depth, KITTI_DEPTH_SCALE, MAX_DEPTH_PNG_KITTI, "KITTI uint16")
 
 
 def read_depth_png_kitti(path: str | os.PathLike) -> np.ndarray:

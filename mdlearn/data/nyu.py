@@ -44,6 +44,7 @@ import torch
 from torch.utils.data import Dataset
 
 from ..errors import MdlearnError, UsageError
+from ..staging import check_output_folder, staged_folder
 from .formats import FormatError, read_depth_png_mm, read_rgb, write_depth_png_mm, write_rgb
 from .kinect import (NYU_KINECT, RawName, parse_raw_name, read_kinect_disparity,
                      read_kinect_ppm, register_depth, undistort_rgb)
@@ -723,13 +724,11 @@ def prepare_nyu_labeled(labeled_mat: str | os.PathLike, splits_mat: str | os.Pat
         if n == NYU_LABELED_COUNT and (len(train), len(test)) != (NYU_TRAIN_COUNT, NYU_TEST_COUNT):
             raise FormatError(f"{splits_mat}: {len(train)}/{len(test)} train/test images, expected "
                               f"{NYU_TRAIN_COUNT}/{NYU_TEST_COUNT}")
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_name(out.name + f".partial-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
+        check_output_folder(out, overwrite=True)
         files: dict[str, str] = {}
         from tqdm.auto import tqdm
 
-        try:
+        with staged_folder(out) as tmp:
             with tqdm(total=n, desc="prepare nyu-labeled", unit="image", disable=not progress) as bar:
                 for split, idx in (("train", train), ("test", test)):
                     lines = []
@@ -754,10 +753,4 @@ def prepare_nyu_labeled(labeled_mat: str | os.PathLike, splits_mat: str | os.Pat
                         "depths": "sync_depth_* = depths (filled, metres -> uint16 mm); raw_depth_* = rawDepths",
                         "files": files}
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-            if out.exists():
-                shutil.rmtree(out)
-            tmp.rename(out)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
     return manifest

@@ -20,7 +20,6 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ import numpy as np
 from ..camera import NYU_RGB, Intrinsics
 from ..data.formats import write_depth_png_mm, write_rgb
 from ..errors import UsageError
+from ..staging import check_output_folder, staged_folder
 
 __all__ = ["IndoorSpec", "write_indoor_dataset", "ensure_indoor_dataset", "read_index", "is_complete",
            "source_hash", "INDEX_NAME"]
@@ -37,7 +37,7 @@ INDEX_NAME = "index.json"
 FORMAT_NAME = "mdlearn-indoor-sync"
 FORMAT_VERSION = 1
 _HIST_MAX_MM = 20000
-_SOURCES = ("dataset.py", "indoor.py", "raycast.py", "textures.py")  # what makes the indoor pixels  # depth histogram range for the statistics (20 m in millimetre bins)
+_SOURCES = ("indoor.py", "raycast.py", "textures.py")  # what makes the indoor pixels (layout: FORMAT_VERSION)  # depth histogram range for the statistics (20 m in millimetre bins)
 
 
 @dataclass(frozen=True)
@@ -113,6 +113,8 @@ def is_complete(out: str | os.PathLike, spec: IndoorSpec | None = None, check_so
         index = read_index(out)
     except (FileNotFoundError, ValueError, json.JSONDecodeError):
         return False
+    if index.get("version") != FORMAT_VERSION:
+        return False
     if spec is not None and index.get("spec") != asdict(spec):
         return False
     if check_source and index.get("source_hash") != source_hash():
@@ -157,21 +159,6 @@ def _stats(hist: np.ndarray) -> dict:
             "near_fraction_below_0.5m": float(hist[:500].sum() / n)}
 
 
-def _prepare_output(out: Path, overwrite: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        what = "an mdlearn dataset" if (out / INDEX_NAME).exists() else "files"
-        raise UsageError(f"{out}: already holds {what}; pass --overwrite to replace it")
-    parent = out.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"{parent}: cannot create the output folder ({e.strerror})") from None
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UsageError(f"{parent}: output folder is not writable")
-
-
 def write_indoor_dataset(out: str | os.PathLike, spec: IndoorSpec, workers: int | None = None,
                          overwrite: bool = False, progress: bool = True) -> Path:
     """Render ``spec`` and write it to ``out`` in the NYU sync layout (see the module docstring).
@@ -184,15 +171,8 @@ def write_indoor_dataset(out: str | os.PathLike, spec: IndoorSpec, workers: int 
 
     spec.validate()
     out = Path(out).resolve()
-    _prepare_output(out, overwrite)
-    tmp = out.parent / f"{out.name}.partial-{os.getpid()}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    try:
-        tmp.mkdir()
-    except OSError as e:
-        raise UsageError(f"{out.parent}: cannot write there ({e.strerror})") from None
-    try:
+    check_output_folder(out, overwrite, marker=INDEX_NAME)
+    with staged_folder(out) as tmp:
         test_rooms = set(spec.test_rooms())
         tasks = [(spec, r, str(tmp)) for r in range(spec.rooms)]
         n_workers = max(1, min(workers or os.cpu_count() or 1, spec.rooms))
@@ -238,16 +218,6 @@ def write_indoor_dataset(out: str | os.PathLike, spec: IndoorSpec, workers: int 
             "views": views,
         }
         (tmp / INDEX_NAME).write_text(json.dumps(index, indent=1))
-        if out.exists():
-            trash = out.parent / f"{out.name}.old-{os.getpid()}"
-            out.rename(trash)
-            tmp.rename(out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

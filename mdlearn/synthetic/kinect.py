@@ -41,7 +41,6 @@ import json
 import math
 import multiprocessing as mp
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -53,6 +52,7 @@ from ..data.kinect import (ACCEL_COUNTS_PER_G, NYU_KINECT, RAW_INVALID, AccelRec
                            depth_rays, format_raw_name, metres_to_disparity, write_accel_dump, write_kinect_pgm,
                            write_kinect_ppm)
 from ..errors import UsageError
+from ..staging import check_output_folder, staged_folder
 
 __all__ = ["KinectSpec", "write_nyu_raw", "ensure_nyu_raw", "read_manifest", "render_depth_frame", "simulate_scene", "write_ground_truth", "read_ground_truth",
            "read_frames_json", "expected_sync", "PROJECTOR_BASELINE", "KINECT_RANGE"]
@@ -437,12 +437,9 @@ def write_nyu_raw(out: str | os.PathLike, spec: KinectSpec, workers: int = 1, ov
         raise UsageError(f"{out}: already holds files; pass --overwrite to replace it")
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + f".partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    tasks = [(spec, i, str(tmp)) for i in range(spec.scenes)]
-    try:
+    check_output_folder(out, overwrite=True)
+    with staged_folder(out) as tmp:
+        tasks = [(spec, i, str(tmp)) for i in range(spec.scenes)]
         from tqdm.auto import tqdm
 
         bar = tqdm(total=spec.scenes, desc="synth nyu-raw", unit="scene", disable=not progress)
@@ -463,12 +460,6 @@ def write_nyu_raw(out: str | os.PathLike, spec: KinectSpec, workers: int = 1, ov
                     "scenes": scenes}
         with open(tmp / MANIFEST, "w") as f:
             json.dump(manifest, f, indent=1)
-        if out.exists():
-            shutil.rmtree(out)
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 

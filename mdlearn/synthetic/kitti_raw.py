@@ -25,7 +25,6 @@ import json
 import math
 import multiprocessing as mp
 import os
-import shutil
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -35,6 +34,7 @@ from ..data.formats import write_depth_png_kitti, write_rgb
 from ..data.kitti import (OXTS_FIELDS, write_oxts_packet, write_raw_calibration, write_timestamps,
                           write_velodyne)
 from ..errors import UsageError
+from ..staging import check_output_folder, staged_folder
 
 __all__ = ["KittiRawSpec", "EgoMotion", "sample_motion", "oxts_packet", "write_kitti_raw", "read_index",
            "is_complete", "DATE", "FRAME_PERIOD", "EGO_LANE_Z", "source_hash"]
@@ -269,19 +269,12 @@ def write_kitti_raw(out: str | os.PathLike, spec: KittiRawSpec, workers: int | N
     """
     from tqdm.auto import tqdm
 
-    from .dataset import _prepare_output
     from .velodyne import rig_for_size
 
     spec.validate()
     out = Path(out).resolve()
-    _prepare_output(out, overwrite)
-    tmp = out.parent / f"{out.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir()
-    except OSError as e:
-        raise UsageError(f"{out.parent}: cannot write there ({e.strerror})") from None
-    try:
+    check_output_folder(out, overwrite, marker=INDEX_NAME)
+    with staged_folder(out) as tmp:
         write_raw_calibration(tmp / DATE, rig_for_size(spec.resolution), calib_time="08-Dec-2014 09:00:00")
         tasks = [(spec, i, str(tmp)) for i in range(spec.drives)]
         n_workers = max(1, min(workers or os.cpu_count() or 1, spec.drives))
@@ -306,16 +299,6 @@ def write_kitti_raw(out: str | os.PathLike, spec: KittiRawSpec, workers: int | N
                  "drives": results}
         _write_splits(tmp, results)
         (tmp / INDEX_NAME).write_text(json.dumps(index, indent=1))
-        if out.exists():
-            trash = out.parent / f"{out.name}.old-{os.getpid()}"
-            out.rename(trash)
-            tmp.rename(out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
