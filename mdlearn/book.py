@@ -1,8 +1,9 @@
 """Building the HTML book (``make book`` runs :func:`build_book`; Chapter 1 explains the layout).
 
-Jupyter Book caches executed notebooks keyed on their code cells only, so a change to the
-``mdlearn`` package would not re-execute anything. :func:`build_book` therefore also keys the
-cache on the package's sources and clears it when they change.
+Jupyter Book caches executed notebooks keyed on their code cells only, and Sphinx re-reads only
+the notebooks whose text changed, so a change to the ``mdlearn`` package alone would re-execute
+nothing. :func:`build_book` therefore keys the build on the package's sources too: when they
+change it clears the execution cache and rebuilds every page.
 """
 
 from __future__ import annotations
@@ -45,10 +46,13 @@ def build_book(root: str | Path | None = None) -> Path:
     build = root / "_build"
     stamp = build / ".mdlearn-package-hash"
     current = package_hash()
-    if stamp.is_file() and stamp.read_text() != current or not stamp.is_file():
-        shutil.rmtree(build / ".jupyter_cache", ignore_errors=True)
     jb = Path(sys.executable).parent / "jupyter-book"
     cmd = [str(jb) if jb.exists() else "jupyter-book", "build", str(root)]
+    if not stamp.is_file() or stamp.read_text() != current:
+        # the package changed: drop the execution cache and make Sphinx re-read (so re-execute)
+        # every chapter, not only the notebooks whose own text changed
+        shutil.rmtree(build / ".jupyter_cache", ignore_errors=True)
+        cmd.append("--all")
     if subprocess.run(cmd, cwd=root).returncode != 0:
         raise MdlearnError("jupyter-book build failed (see the messages above)")
     index = build / "html" / "index.html"
