@@ -190,6 +190,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
+def _add_synth_command(sub, name: str, help: str, func, sizes: list[tuple[str, str]],
+                       resolution: tuple[float, str] = (1.0, "image size relative to 640x480"),
+                       workers: tuple[int | None, str] = (None, "processes (default: one per core)")):
+    """A ``synth`` subcommand with the arguments every synthetic world shares."""
+    p = sub.add_parser(name, help=help)
+    p.add_argument("out", help="output folder (created; must not exist or be empty unless --overwrite)")
+    for flag, text in sizes:
+        p.add_argument(flag, type=int, required=True, help=text)
+    p.add_argument("--seed", type=int, default=0, help="world seed (same seed, same data)")
+    p.add_argument("--resolution", type=float, default=resolution[0], help=resolution[1])
+    p.add_argument("--workers", type=int, default=workers[0], help=workers[1])
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=func)
+    return p
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``mdlearn`` command (Chapter 1)."""
     from .presets import PRESETS
@@ -199,39 +216,21 @@ def build_parser() -> argparse.ArgumentParser:
 
     synth = sub.add_parser("synth", help="render a synthetic world in a real dataset's on-disk format")
     synth_sub = synth.add_subparsers(dest="world", required=True, parser_class=_Parser)
-    ind = synth_sub.add_parser("indoor", help="indoor rooms in the NYU Depth v2 sync layout (Chapter 1)")
-    ind.add_argument("out", help="output folder (created; must not exist or be empty unless --overwrite)")
-    ind.add_argument("--rooms", type=int, required=True, help="number of distinct rooms")
-    ind.add_argument("--views-per-room", type=int, required=True, help="camera views rendered in each room")
-    ind.add_argument("--seed", type=int, default=0, help="world seed (same seed, same data)")
+    ind = _add_synth_command(synth_sub, "indoor", "indoor rooms in the NYU Depth v2 sync layout (Chapter 1)",
+                             _cmd_synth_indoor, [("--rooms", "number of distinct rooms"),
+                                                 ("--views-per-room", "camera views rendered in each room")])
     ind.add_argument("--test-fraction", type=float, default=0.1, help="fraction of rooms in the test split")
-    ind.add_argument("--resolution", type=float, default=1.0, help="image size relative to 640x480")
     ind.add_argument("--rgb-format", choices=["png", "jpg"], default="png", help="RGB file format")
-    ind.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
-    ind.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    ind.add_argument("--quiet", action="store_true", help="no progress bar")
-    ind.set_defaults(func=_cmd_synth_indoor)
-    kr = synth_sub.add_parser("kitti-raw", help="street drives with a simulated Velodyne in the KITTI raw layout (Chapter 3)")
-    kr.add_argument("out", help="output folder (created; must not exist or be empty unless --overwrite)")
-    kr.add_argument("--drives", type=int, required=True, help="number of drives (streets)")
-    kr.add_argument("--frames-per-drive", type=int, required=True, help="frames per drive (10 per second)")
-    kr.add_argument("--seed", type=int, default=0, help="world seed (same seed, same data)")
-    kr.add_argument("--resolution", type=float, default=0.5, help="image size relative to 1242x375")
+    kr = _add_synth_command(synth_sub, "kitti-raw",
+                            "street drives with a simulated Velodyne in the KITTI raw layout (Chapter 3)",
+                            _cmd_synth_kitti_raw, [("--drives", "number of drives (streets)"),
+                                                   ("--frames-per-drive", "frames per drive (10 per second)")],
+                            resolution=(0.5, "image size relative to 1242x375"))
     kr.add_argument("--azimuth-steps", type=int, default=2000, help="scanner columns per revolution")
-    kr.add_argument("--workers", type=int, default=None, help="processes (default: one per core)")
-    kr.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    kr.add_argument("--quiet", action="store_true", help="no progress bar")
-    kr.set_defaults(func=_cmd_synth_kitti_raw)
-    nr = synth_sub.add_parser("nyu-raw", help="a simulated hand-held Kinect in the NYU Depth v2 raw layout (Chapter 2)")
-    nr.add_argument("out", help="output folder (created; must not exist or be empty unless --overwrite)")
-    nr.add_argument("--scenes", type=int, required=True, help="number of scenes (rooms)")
-    nr.add_argument("--frames-per-scene", type=int, required=True, help="depth frames per scene (about 22 per second)")
-    nr.add_argument("--seed", type=int, default=0, help="world seed (same seed, same data)")
-    nr.add_argument("--resolution", type=float, default=1.0, help="image size relative to 640x480")
-    nr.add_argument("--workers", type=int, default=1, help="processes (default: 1)")
-    nr.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
-    nr.add_argument("--quiet", action="store_true", help="no progress bar")
-    nr.set_defaults(func=_cmd_synth_nyu_raw)
+    _add_synth_command(synth_sub, "nyu-raw", "a simulated hand-held Kinect in the NYU Depth v2 raw layout (Chapter 2)",
+                       _cmd_synth_nyu_raw, [("--scenes", "number of scenes (rooms)"),
+                                            ("--frames-per-scene", "depth frames per scene (about 22 per second)")],
+                       workers=(1, "processes (default: 1)"))
 
     prepare = sub.add_parser("prepare", help="turn raw downloads into training targets")
     prepare_sub = prepare.add_subparsers(dest="dataset", required=True, parser_class=_Parser)

@@ -82,6 +82,19 @@ def write_depth_png_mm(path: str | os.PathLike, depth: np.ndarray) -> None:
     _write_depth_png_uint16(Path(path), depth, MM_PER_M, MAX_DEPTH_PNG_MM, "uint16-millimetre")
 
 
+def _read_depth_png_uint16(path: Path, scale: float, what: str) -> np.ndarray:
+    """Read a single-channel 16-bit PNG and divide by ``scale`` (float32; 0 stays 0 = invalid)."""
+    img = _open_image(path)
+    if img.mode not in ("I;16", "I;16B", "I;16L", "I"):
+        raise FormatError(f"{path}: expected a 16-bit single-channel {what}, got mode {img.mode!r}")
+    q = np.asarray(img)
+    if q.ndim != 2:
+        raise FormatError(f"{path}: expected a 2-D depth image, got shape {q.shape}")
+    if q.min(initial=0) < 0 or q.max(initial=0) > 65535:
+        raise FormatError(f"{path}: values outside the uint16 range")
+    return q.astype(np.float32) / np.float32(scale)
+
+
 def read_depth_png_mm(path: str | os.PathLike, max_depth: float = MAX_DEPTH_PNG_MM) -> np.ndarray:
     """Read a uint16 millimetre depth PNG as float32 metres (0 = invalid).
 
@@ -89,15 +102,7 @@ def read_depth_png_mm(path: str | os.PathLike, max_depth: float = MAX_DEPTH_PNG_
     16-bit image or if its valid depths exceed ``max_depth``.
     """
     path = Path(path)
-    img = _open_image(path)
-    if img.mode not in ("I;16", "I;16B", "I;16L", "I"):
-        raise FormatError(f"{path}: expected a 16-bit single-channel depth PNG, got mode {img.mode!r}")
-    mm = np.asarray(img)
-    if mm.ndim != 2:
-        raise FormatError(f"{path}: expected a 2-D depth image, got shape {mm.shape}")
-    if mm.min(initial=0) < 0 or mm.max(initial=0) > 65535:
-        raise FormatError(f"{path}: values outside the uint16 range")
-    depth = (mm.astype(np.float32) / np.float32(MM_PER_M))
+    depth = _read_depth_png_uint16(path, MM_PER_M, "depth PNG")
     if depth.max(initial=0.0) > max_depth:
         raise FormatError(f"{path}: depth {depth.max():.3f} m is beyond the plausible maximum {max_depth} m")
     return depth
@@ -159,13 +164,4 @@ def read_depth_png_kitti(path: str | os.PathLike) -> np.ndarray:
     ``mdlearn prepare kitti-raw`` alike. Raises :class:`FormatError` for anything but a
     single-channel 16-bit image.
     """
-    path = Path(path)
-    img = _open_image(path)
-    if img.mode not in ("I;16", "I;16B", "I;16L", "I"):
-        raise FormatError(f"{path}: expected a 16-bit single-channel KITTI depth PNG, got mode {img.mode!r}")
-    q = np.asarray(img)
-    if q.ndim != 2:
-        raise FormatError(f"{path}: expected a 2-D depth image, got shape {q.shape}")
-    if q.min(initial=0) < 0 or q.max(initial=0) > 65535:
-        raise FormatError(f"{path}: values outside the uint16 range")
-    return q.astype(np.float32) / np.float32(KITTI_DEPTH_SCALE)
+    return _read_depth_png_uint16(Path(path), KITTI_DEPTH_SCALE, "KITTI depth PNG")
