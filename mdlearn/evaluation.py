@@ -218,6 +218,9 @@ class EvalProtocol:
         alignment_scope: ``"image"`` (a scale per image) or ``"set"`` (one for the whole set).
         aggregation: ``"per_image"`` or ``"pooled"`` (see :mod:`mdlearn.metrics`).
         reference: which public code or paper this protocol reproduces.
+        ground_truth: which ground truth the numbers are computed against (for KITTI, the variant
+            name of :mod:`mdlearn.data.kitti_depth` first: ``camz``, ``velx`` or ``annotated``),
+            so that every results table says it.
     """
 
     name: str
@@ -230,6 +233,7 @@ class EvalProtocol:
     alignment_scope: str = "image"
     aggregation: str = "per_image"
     reference: str = ""
+    ground_truth: str = ""
 
     def __post_init__(self):
         if self.alignment not in ALIGNMENTS:
@@ -398,8 +402,10 @@ class EvalProtocol:
         align = "none" if self.alignment == "none" else f"{self.alignment}, one scale per {self.alignment_scope}"
         agg = ("per image, then the mean over images" if self.aggregation == "per_image"
                else "pooled over all valid pixels of the set")
-        lines = [f"protocol {self.name}: {self.description}",
-                 f"  crop         {crop}",
+        lines = [f"protocol {self.name}: {self.description}"]
+        if self.ground_truth:
+            lines.append(f"  ground truth {self.ground_truth}")
+        lines += [f"  crop         {crop}",
                  f"  valid GT     {self.min_depth:g} < gt < {self.max_depth:g} m (and gt > 0)",
                  f"  predictions  {clamp}",
                  f"  alignment    {align}",
@@ -456,26 +462,31 @@ def results_table(rows: dict[str, dict[str, float]], protocol: EvalProtocol, dig
 nyu_eigen = EvalProtocol(
     "nyu_eigen", "NYU Depth v2 test set as BTS / AdaBins / ZoeDepth evaluate it",
     NYU_CROP_EIGEN, 1e-3, _nyu.NYU_MAX_DEPTH, clamp_predictions=True, aggregation="per_image",
-    reference="cleinc/bts pytorch/bts_eval.py with --eigen_crop (same in AdaBins, ZoeDepth)")
+    reference="cleinc/bts pytorch/bts_eval.py with --eigen_crop (same in AdaBins, ZoeDepth)",
+    ground_truth="the 654 labeled test images as BTS's extraction writes them (rawDepths: projected, unfilled)")
 nyu_toolbox = nyu_eigen.replace(
     "nyu_toolbox", description="NYU Depth v2 with the toolbox projection mask (1 row, 1 col larger)",
     crop=NYU_CROP_TOOLBOX, reference="NYU Depth v2 toolbox get_projection_mask.m; otherwise as nyu_eigen")
 nyu_paper = EvalProtocol(
     "nyu_paper", "NYU Depth v2, our reading of Eigen et al. 2014 (averages over all test pixels T)",
     NYU_CROP_TOOLBOX, 0.0, math.inf, clamp_predictions=False, aggregation="pooled",
-    reference="Eigen, Puhrsch & Fergus 2014, Section 4.3 (pooling and mask are our reading; the paper is silent)")
+    reference="Eigen, Puhrsch & Fergus 2014, Section 4.3 (pooling and mask are our reading; the paper is silent)",
+    ground_truth="the 654 labeled test images with filled-in depths (paper Section 4.1)")
 kitti_garg = EvalProtocol(
     "kitti_garg", "KITTI Eigen split with the Garg crop, supervised (no scale alignment)",
     KITTI_CROP_GARG, _kitti.KITTI_MIN_DEPTH, _kitti.KITTI_MAX_DEPTH, clamp_predictions=True,
     aggregation="per_image",
-    reference="cleinc/bts pytorch/bts_eval.py with --garg_crop (same crop and caps in monodepth2, ZoeDepth)")
+    reference="cleinc/bts pytorch/bts_eval.py with --garg_crop (same crop and caps in monodepth2, ZoeDepth)",
+    ground_truth="annotated: the official annotated maps, 652 of the 697 Eigen test frames (45 have none)")
 kitti_eigen = kitti_garg.replace(
     "kitti_eigen", description="KITTI Eigen split with the Eigen crop, no scale alignment",
-    crop=KITTI_CROP_EIGEN, reference="monodepth evaluate_kitti.py --eigen_crop")
+    crop=KITTI_CROP_EIGEN, reference="monodepth evaluate_kitti.py --eigen_crop",
+    ground_truth="velx: Velodyne forward x projected into image_02, all 697 Eigen test frames")
 kitti_garg_median = kitti_garg.replace(
     "kitti_garg_median", description="KITTI, Garg crop, per-image median scaling (monocular methods)",
     alignment="median", alignment_scope="image",
-    reference="monodepth2 evaluate_depth.py --eval_mono (median scaling, then clamping)")
+    reference="monodepth2 evaluate_depth.py --eval_mono (median scaling, then clamping)",
+    ground_truth="velx: Velodyne forward x (monodepth2 export_gt_depth.py), all 697 Eigen test frames")
 
 #: Every named protocol.
 PROTOCOLS: dict[str, EvalProtocol] = {p.name: p for p in (nyu_eigen, nyu_toolbox, nyu_paper, kitti_garg,

@@ -303,3 +303,14 @@ def test_aligned_protocols_are_invariant_to_the_scale_of_the_prediction(method, 
     b = proto.evaluate([c * pred, c * pred[::-1]], [gt, gt[::-1]]).metrics
     for k in METRIC_NAMES:
         assert b[k] == pytest.approx(a[k], rel=1e-9, abs=1e-12), k
+
+
+def test_every_protocol_card_names_its_ground_truth():
+    from mdlearn.data.kitti_depth import GT_VARIANTS
+    from mdlearn.evaluation import PROTOCOLS
+
+    for name, protocol in PROTOCOLS.items():
+        assert protocol.ground_truth, name
+        assert f"ground truth {protocol.ground_truth}" in protocol.card()
+        if name.startswith("kitti"):
+            assert protocol.ground_truth.split(":")[0] in GT_VARIANTS, protocol.ground_truth
