@@ -63,3 +63,15 @@ def test_rgb_round_trip_png_exact_and_jpg_close(tmp_path):
         write_rgb(tmp_path / "a.bmp", rgb)
     with pytest.raises(FormatError, match="uint8"):
         write_rgb(tmp_path / "b.png", rgb.astype(np.float32))
+
+
+def test_read_text_errors_name_the_file_and_what_it_is(tmp_path):
+    from mdlearn.data.formats import read_text
+
+    with pytest.raises(FormatError, match=r"calib\.txt: no such calibration file"):
+        read_text(tmp_path / "calib.txt", "calibration file")
+    (tmp_path / "bin.txt").write_bytes(b"\xff\xfe\x00bad")
+    with pytest.raises(FormatError, match=r"bin\.txt: not a readable list file"):
+        read_text(tmp_path / "bin.txt", "list file")
+    (tmp_path / "ok.txt").write_text("a b\n")
+    assert read_text(tmp_path / "ok.txt") == "a b\n"

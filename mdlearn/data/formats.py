@@ -25,6 +25,7 @@ from ..errors import MdlearnError
 
 __all__ = [
     "FormatError",
+    "read_text",
     "MM_PER_M",
     "MAX_DEPTH_PNG_MM",
     "write_depth_png_mm",
@@ -44,6 +45,18 @@ MAX_DEPTH_PNG_MM = 65.535
 
 class FormatError(MdlearnError, ValueError):
     """A file is missing, unreadable or not in the expected encoding. The message names the file."""
+
+
+def read_text(path: str | os.PathLike, what: str = "file") -> str:
+    """The text of a small text file (lists, calibration, timestamps), or a :class:`FormatError`
+    that names the file and says it is a missing or unreadable ``what``."""
+    path = Path(path)
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise FormatError(f"{path}: no such {what}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise FormatError(f"{path}: not a readable {what} ({e})") from None
 
 
 def _open_image(path: Path) -> Image.Image:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .formats import FormatError
+from .formats import FormatError, read_text
 
 if TYPE_CHECKING:  # mdlearn.camera imports torch; the prepare workers need only numpy
     from ..camera import Intrinsics
@@ -95,12 +95,7 @@ def read_calib_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
     Raises :class:`FormatError` naming the file for a missing file or a line without ``:``.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise FormatError(f"{path}: no such calibration file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise FormatError(f"{path}: not a readable calibration file ({e})") from None
+    text = read_text(path, "calibration file")
     out: dict[str, np.ndarray] = {}
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -289,10 +284,7 @@ def write_velodyne(path: str | os.PathLike, points: np.ndarray) -> None:
 def read_oxts_packet(path: str | os.PathLike) -> np.ndarray:
     """Read one OXTS packet (30 whitespace-separated numbers, see :data:`OXTS_FIELDS`) as float64."""
     path = Path(path)
-    try:
-        values = path.read_text().split()
-    except FileNotFoundError:
-        raise FormatError(f"{path}: no such OXTS packet") from None
+    values = read_text(path, "OXTS packet").split()
     if len(values) != len(OXTS_FIELDS):
         raise FormatError(f"{path}: expected {len(OXTS_FIELDS)} OXTS values, found {len(values)}")
     try:
@@ -320,10 +312,8 @@ def read_timestamps(path: str | os.PathLike) -> np.ndarray:
     (the drive has no timestamps) or a line is not ``YYYY-MM-DD HH:MM:SS.nnnnnnnnn``.
     """
     path = Path(path)
-    try:
-        lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
-    except FileNotFoundError:
-        raise FormatError(f"{path}: no such timestamps file (the drive has no timestamps)") from None
+    text = read_text(path, "timestamps file (the drive has no timestamps)")
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     for n, line in enumerate(lines, 1):
         if not _TS.match(line):
             raise FormatError(f"{path}:{n}: not a timestamp 'YYYY-MM-DD HH:MM:SS.nnnnnnnnn': {line[:40]!r}")
@@ -505,10 +495,7 @@ def read_split(path: str | os.PathLike) -> list[SplitEntry]:
     ``utils/filenames/``) read ``DATE/DRIVE/image_02/data/N.jpg DATE/DRIVE/image_03/data/N.jpg``.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise FormatError(f"{path}: no such split file") from None
+    text = read_text(path, "split file")
     out = []
     for n, line in enumerate(text.splitlines(), 1):
         parts = line.split()

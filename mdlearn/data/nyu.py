@@ -45,7 +45,7 @@ from torch.utils.data import Dataset
 
 from ..errors import MdlearnError, UsageError
 from ..staging import check_output_folder, staged_folder
-from .formats import FormatError, read_depth_png_mm, read_rgb, write_depth_png_mm, write_rgb
+from .formats import FormatError, read_depth_png_mm, read_rgb, read_text, write_depth_png_mm, write_rgb
 from .kinect import (NYU_KINECT, RawName, parse_raw_name, read_kinect_disparity,
                      read_kinect_ppm, register_depth, undistort_rgb)
 
@@ -107,12 +107,7 @@ def read_files_with_gt(path: str | os.PathLike) -> list[SyncEntry]:
     and line for malformed lines.
     """
     path = Path(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
-        raise FormatError(f"{path}: no such list file") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise FormatError(f"{path}: not a readable text list ({e})") from None
+    text = read_text(path, "list file")
     entries = []
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
