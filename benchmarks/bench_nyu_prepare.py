@@ -40,7 +40,8 @@ from _timing import best_of  # noqa: E402  (this folder)
 from mdlearn.data.formats import write_depth_png_mm, write_rgb  # noqa: E402
 from mdlearn.data.kinect import (disparity_to_metres, format_raw_name, read_kinect_disparity,  # noqa: E402
                                  read_kinect_ppm)
-from mdlearn.data.nyu import list_raw_scene, prepare_nyu_raw, synchronise  # noqa: E402
+from mdlearn.data.nyu import list_raw_scene, synchronise  # noqa: E402
+from mdlearn.data.nyu_prepare import prepare_nyu_raw  # noqa: E402
 
 SHARED = Path(os.environ.get("MDLEARN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "nyu" / "raw_frame"
 
@@ -55,7 +56,7 @@ def make_scene(root: Path, frames: int) -> str:
             shutil.copyfile(SHARED / "NYU_color.ppm", scene / format_raw_name("r", t, 1000 + i))
             shutil.copyfile(SHARED / "NYU_depth.pgm", scene / format_raw_name("d", t + 0.004, 5000 + i))
         return "real NYU raw frame pair, copied"
-    from mdlearn.synthetic.kinect import KinectSpec, write_nyu_raw
+    from mdlearn.synthetic.nyu_raw import KinectSpec, write_nyu_raw
 
     shutil.rmtree(scene.parent)
     write_nyu_raw(scene.parent, KinectSpec(scenes=1, frames_per_scene=frames, seed=1), progress=False)

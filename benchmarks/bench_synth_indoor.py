@@ -27,8 +27,8 @@ from PIL import Image
 
 from _timing import best_of
 from mdlearn.camera import NYU_RGB
-from mdlearn.presets import DATASETS
-from mdlearn.synthetic.dataset import IndoorSpec, _render_room, write_indoor_dataset
+from mdlearn.datasets import DATASETS
+from mdlearn.synthetic.nyu_sync import IndoorSpec, _render_room, write_indoor_dataset
 from mdlearn.synthetic.indoor import render, sample_pose, sample_room
 
 

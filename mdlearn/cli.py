@@ -28,7 +28,7 @@ def _literal(text: str):
 
 
 def _cmd_synth_indoor(args: argparse.Namespace) -> int:
-    from .synthetic.dataset import IndoorSpec, write_indoor_dataset
+    from .synthetic.nyu_sync import IndoorSpec, write_indoor_dataset
 
     spec = IndoorSpec(rooms=args.rooms, views_per_room=args.views_per_room, seed=args.seed,
                       test_fraction=args.test_fraction, resolution=args.resolution, rgb_format=args.rgb_format)
@@ -36,7 +36,7 @@ def _cmd_synth_indoor(args: argparse.Namespace) -> int:
         raise UsageError(f"--workers must be at least 1, got {args.workers}")
     out = write_indoor_dataset(args.out, spec, workers=args.workers, overwrite=args.overwrite,
                                progress=not args.quiet)
-    from .synthetic.dataset import read_index
+    from .synthetic.nyu_sync import read_index
 
     counts = read_index(out)["counts"]
     print(f"wrote {counts['views']} views of {counts['rooms']} rooms to {out} "
@@ -67,7 +67,7 @@ def _cmd_prepare_kitti_raw(args: argparse.Namespace) -> int:
 
 
 def _cmd_synth_nyu_raw(args: argparse.Namespace) -> int:
-    from .synthetic.kinect import KinectSpec, write_nyu_raw
+    from .synthetic.nyu_raw import KinectSpec, write_nyu_raw
 
     spec = KinectSpec(scenes=args.scenes, frames_per_scene=args.frames_per_scene, seed=args.seed,
                       resolution=args.resolution)
@@ -77,7 +77,7 @@ def _cmd_synth_nyu_raw(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare_nyu_raw(args: argparse.Namespace) -> int:
-    from .data.nyu import prepare_nyu_raw
+    from .data.nyu_prepare import prepare_nyu_raw
 
     report = prepare_nyu_raw(args.raw_dir, args.out, workers=args.workers, overwrite=args.overwrite,
                              min_max_mask=not args.no_min_max_mask, rgb_format=args.rgb_format,
@@ -87,7 +87,7 @@ def _cmd_prepare_nyu_raw(args: argparse.Namespace) -> int:
 
 
 def _cmd_prepare_nyu_labeled(args: argparse.Namespace) -> int:
-    from .data.nyu import prepare_nyu_labeled
+    from .data.nyu_prepare import prepare_nyu_labeled
 
     m = prepare_nyu_labeled(args.labeled_mat, args.splits_mat, args.out, rgb_format=args.rgb_format,
                             overwrite=args.overwrite, progress=not args.quiet)
@@ -102,8 +102,8 @@ def _cmd_prepare_nyu_labeled(args: argparse.Namespace) -> int:
 
 def _cmd_data_ensure(args: argparse.Namespace) -> int:
     from .paths import data_dir
-    from .presets import dataset_spec
-    from .synthetic.dataset import ensure_indoor_dataset, is_complete
+    from .datasets import dataset_spec
+    from .synthetic.nyu_sync import ensure_indoor_dataset, is_complete
 
     names = args.names or ["indoor"]
     root = Path(args.root) if args.root else data_dir()
@@ -120,8 +120,8 @@ def _cmd_data_ensure(args: argparse.Namespace) -> int:
 
 def _cmd_data_list(args: argparse.Namespace) -> int:
     from .paths import data_dir
-    from .presets import DATASETS
-    from .synthetic.dataset import is_complete
+    from .datasets import DATASETS
+    from .synthetic.nyu_sync import is_complete
 
     for name, spec in DATASETS.items():
         state = "ready" if is_complete(data_dir() / name, spec) else "not generated"
@@ -133,7 +133,7 @@ def _cmd_data_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_chapter_list(args: argparse.Namespace) -> int:
-    from .chapters import list_chapters, parameters_of
+    from .course.chapters import list_chapters, parameters_of
 
     for c in list_chapters():
         params = parameters_of(c)
@@ -142,7 +142,7 @@ def _cmd_chapter_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_chapter_run(args: argparse.Namespace) -> int:
-    from .chapters import run_chapter
+    from .course.chapters import run_chapter
 
     params = {k: _literal(v) for k, v in (args.param or [])}
     out = run_chapter(args.name, args.preset, output=args.output, params=params, progress=not args.quiet)
@@ -151,7 +151,7 @@ def _cmd_chapter_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_chapter_prepare(args: argparse.Namespace) -> int:
-    from .chapters import find_chapter, list_chapters, prepare_chapter
+    from .course.chapters import find_chapter, list_chapters, prepare_chapter
 
     paths = [find_chapter(n) for n in args.names] if args.names else list_chapters()
     for p in paths:
@@ -160,7 +160,7 @@ def _cmd_chapter_prepare(args: argparse.Namespace) -> int:
 
 
 def _cmd_chapter_check_clean(args: argparse.Namespace) -> int:
-    from .chapters import list_chapters, notebooks_with_outputs, strip_outputs
+    from .course.chapters import list_chapters, notebooks_with_outputs, strip_outputs
 
     paths = list_chapters()
     if args.fix:
@@ -176,7 +176,7 @@ def _cmd_chapter_check_clean(args: argparse.Namespace) -> int:
 
 
 def _cmd_book_build(args: argparse.Namespace) -> int:
-    from .book import build_book
+    from .course.book import build_book
 
     print(f"built {build_book()}")
     return 0
@@ -209,7 +209,7 @@ def _add_synth_command(sub, name: str, help: str, func, sizes: list[tuple[str, s
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``mdlearn`` command (Chapter 1)."""
-    from .presets import PRESETS
+    from .course.presets import PRESETS
 
     p = _Parser(prog="mdlearn", description="mdlearn: monocular depth prediction, reproduced and taught.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-__all__ = ["MdlearnError", "UsageError"]
+__all__ = ["MdlearnError", "UsageError", "FormatError"]
 
 
 class MdlearnError(Exception):
@@ -14,3 +14,7 @@ class UsageError(MdlearnError, ValueError):
 
     The command line reports it on one line and exits with status 2.
     """
+
+
+class FormatError(MdlearnError, ValueError):
+    """A file is missing, unreadable or not in the expected encoding. The message names the file."""

@@ -25,7 +25,7 @@ def shared_data() -> Path:
 @pytest.fixture(scope="session")
 def small_dataset(tmp_path_factory) -> tuple[Path, object]:
     """A 3-room synthetic dataset at quarter resolution, written by the project's own writer."""
-    from mdlearn.synthetic.dataset import IndoorSpec, write_indoor_dataset
+    from mdlearn.synthetic.nyu_sync import IndoorSpec, write_indoor_dataset
 
     spec = IndoorSpec(rooms=3, views_per_room=2, seed=11, test_fraction=0.34, resolution=0.25)
     out = tmp_path_factory.mktemp("ds") / "indoor"

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from mdlearn.chapters import list_chapters, notebooks_with_outputs, parameters_of, prepare_chapter, strip_outputs
+from mdlearn.course.chapters import list_chapters, notebooks_with_outputs, parameters_of, prepare_chapter, strip_outputs
 from mdlearn.errors import UsageError
-from mdlearn.presets import CHAPTER_PRESETS, PRESETS, chapter_config
+from mdlearn.course.presets import CHAPTER_PRESETS, PRESETS, chapter_config
 
 REPO = Path(__file__).resolve().parents[1]
 CHAPTERS = list_chapters(REPO / "chapters")

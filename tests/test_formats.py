@@ -5,7 +5,8 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from PIL import Image
 
-from mdlearn.data.formats import FormatError, read_depth_png_mm, read_rgb, write_depth_png_mm, write_rgb
+from mdlearn.errors import FormatError
+from mdlearn.data.formats import read_depth_png_mm, read_rgb, write_depth_png_mm, write_rgb
 
 
 @settings(max_examples=30, deadline=None)

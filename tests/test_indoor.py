@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from mdlearn.camera import NYU_RGB
-from mdlearn.presets import DATASETS
+from mdlearn.datasets import DATASETS
 from mdlearn.synthetic import indoor
-from mdlearn.synthetic.dataset import is_complete
+from mdlearn.synthetic.nyu_sync import is_complete
 
 K_SMALL = NYU_RGB.scaled(0.25)
 
@@ -82,7 +82,7 @@ def _depth_sample_of_default_dataset(n_views: int = 150) -> np.ndarray:
     """Depths of the default dataset: read from data/indoor if generated, else rendered small."""
     from mdlearn.data.formats import read_depth_png_mm
     from mdlearn.paths import data_dir
-    from mdlearn.synthetic.dataset import read_index
+    from mdlearn.synthetic.nyu_sync import read_index
 
     spec = DATASETS["indoor"]
     root = data_dir() / "indoor"

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mdlearn.camera import Intrinsics
-from mdlearn.data.formats import FormatError
+from mdlearn.errors import FormatError
 from mdlearn.data.kinect import (ACCEL_STRUCT, NYU_KINECT, RAW_INVALID, TOOLBOX_R, TOOLBOX_T, AccelRecord,
                                  Distortion, KinectCalibration, disparity_to_metres, format_raw_name, mask_min_max,
                                  metres_to_disparity, parse_raw_name, read_accel_dump, read_kinect_depth,

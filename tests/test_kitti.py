@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from mdlearn.data import kitti
 from mdlearn.data import kitti_depth as kd
-from mdlearn.data.formats import FormatError, read_depth_png_kitti, read_rgb, write_depth_png_kitti
+from mdlearn.errors import FormatError
+from mdlearn.data.formats import read_depth_png_kitti, read_rgb, write_depth_png_kitti
 
 SIZE = (1242, 375)
 # MANIFEST.md: points of each object frame in the image (int truncation) and their camera z range

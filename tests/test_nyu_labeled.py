@@ -8,9 +8,12 @@ import numpy as np
 import pytest
 import scipy.io
 
-from mdlearn.data.formats import FormatError, read_depth_png_mm, read_rgb
-from mdlearn.data.nyu import (NYU_EVAL_CROP_COMMON, NYU_EVAL_CROP_TOOLBOX, NYULabeled, NYULabeledDataset,
-                              NYUSyncDataset, eval_crop_mask, prepare_nyu_labeled, read_files_with_gt, read_splits)
+from mdlearn.errors import FormatError
+from mdlearn.data.formats import read_depth_png_mm, read_rgb
+from mdlearn.data.nyu import (NYU_EVAL_CROP_COMMON, NYU_EVAL_CROP_TOOLBOX, NYULabeled, eval_crop_mask,
+                              read_files_with_gt, read_splits)
+from mdlearn.data.nyu_dataset import NYULabeledDataset, NYUSyncDataset
+from mdlearn.data.nyu_prepare import prepare_nyu_labeled
 from mdlearn.errors import UsageError
 
 N, H, W = 6, 12, 16

@@ -1,4 +1,4 @@
-"""The simulated Kinect (mdlearn.synthetic.kinect) and the raw pipeline of mdlearn.data.nyu:
+"""The simulated Kinect (mdlearn.synthetic.nyu_raw) and the raw pipeline of mdlearn.data.nyu:
 synchronisation, registration against exact ground truth, prepare (resume, no overwrite, bad scenes)."""
 
 import json
@@ -10,12 +10,15 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mdlearn.data.formats import FormatError, read_depth_png_mm
+from mdlearn.errors import FormatError
+from mdlearn.data.formats import read_depth_png_mm
 from mdlearn.camera import Intrinsics
 from mdlearn.data.kinect import RAW_INVALID, read_accel_dump, read_kinect_disparity, read_kinect_ppm
-from mdlearn.data.nyu import (NYUSyncDataset, list_raw_scene, nearest_frames, prepare_nyu_raw, synchronise)
+from mdlearn.data.nyu import list_raw_scene, nearest_frames, synchronise
+from mdlearn.data.nyu_dataset import NYUSyncDataset
+from mdlearn.data.nyu_prepare import prepare_nyu_raw
 from mdlearn.errors import UsageError
-from mdlearn.synthetic.kinect import (PROJECTOR_BASELINE, KinectSpec, _projector_shadow, expected_sync,
+from mdlearn.synthetic.nyu_raw import (PROJECTOR_BASELINE, KinectSpec, _projector_shadow, expected_sync,
                                       read_frames_json, read_ground_truth, write_nyu_raw)
 
 SPEC = KinectSpec(scenes=2, frames_per_scene=10, seed=7, resolution=0.25)
@@ -282,7 +285,7 @@ def test_prepare_a_scene_of_real_kinect_frames(shared_data, tmp_path):
 def test_prepare_interrupted_then_resumed(raw_dir, tmp_path, monkeypatch):
     """Ctrl-C in the middle of the second scene: the first scene is finished and kept, the second
     is redone by the next run, and the result equals an uninterrupted run."""
-    import mdlearn.data.nyu as nyu
+    import mdlearn.data.nyu_prepare as nyu
 
     real = nyu._prepare_frame
     first, second = sorted(p.name for p in _scenes(raw_dir))

@@ -21,10 +21,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import MdlearnError
+from ..errors import FormatError
 
 __all__ = [
-    "FormatError",
     "read_text",
     "MM_PER_M",
     "MAX_DEPTH_PNG_MM",
@@ -41,10 +40,6 @@ __all__ = [
 MM_PER_M = 1000.0
 #: Largest depth a uint16 millimetre PNG can hold, in metres.
 MAX_DEPTH_PNG_MM = 65.535
-
-
-class FormatError(MdlearnError, ValueError):
-    """A file is missing, unreadable or not in the expected encoding. The message names the file."""
 
 
 def read_text(path: str | os.PathLike, what: str = "file") -> str:

@@ -37,7 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from ..camera import Intrinsics
-from .formats import FormatError
+from ..errors import FormatError
 
 __all__ = [
     "DISPARITY_NUMERATOR", "DISPARITY_OFFSET", "RAW_INVALID", "TOOLBOX_MIN_RAW", "TOOLBOX_MAX_DEPTH",

@@ -32,7 +32,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .formats import FormatError, read_text
+from ..errors import FormatError
+from .formats import read_text
 
 if TYPE_CHECKING:  # mdlearn.camera imports torch; the prepare workers need only numpy
     from ..camera import Intrinsics

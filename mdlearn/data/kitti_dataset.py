@@ -22,7 +22,8 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
-from .formats import FormatError, read_depth_png_kitti, read_rgb
+from ..errors import FormatError
+from .formats import read_depth_png_kitti, read_rgb
 from .kitti import CAMERAS, SplitEntry, expand_sides, find_drives, stationary_mask
 from .kitti_prepare import depth_path
 

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import UsageError
-from .formats import FormatError, write_depth_png_kitti
+from ..errors import FormatError
+from .formats import write_depth_png_kitti
 from .kitti import CAMERAS, STATIONARY_SPEED, RawDrive, find_drives, read_raw_calibration, read_velodyne, stationary_mask
 from .kitti_depth import CONFLICT_RULES, GT_VARIANTS, PIXEL_RULES, sparse_depth
 

@@ -1,19 +1,22 @@
-"""NYU Depth v2 in every form users have: raw dumps, the sync layout, the labeled ``.mat``.
+"""NYU Depth v2's files: the sync layout's lists, raw scene dumps and their time sync, the labeled ``.mat``.
 
 Introduced in Chapter 1 (the sync layout) and completed in Chapter 2 (*Aligning RGB and depth*).
+The NYU pieces live where their KITTI counterparts do: this module reads NYU's files (as
+:mod:`mdlearn.data.kitti` reads KITTI's), :mod:`mdlearn.data.kinect` turns a raw Kinect frame
+into registered depth (as :mod:`mdlearn.data.kitti_depth` turns a sweep into sparse depth),
+:mod:`mdlearn.data.nyu_prepare` holds the ``prepare`` jobs and :mod:`mdlearn.data.nyu_dataset`
+the ``Dataset`` classes.
 
 **Sync layout** -- what most code after 2019 trains on (BTS, AdaBins, ZoeDepth): per scene a
 folder of ``rgb_XXXXX.jpg`` images with ``sync_depth_XXXXX.png`` depth maps (uint16 millimetres,
 0 = invalid) registered to them, and list files whose lines read
 ``scene/rgb_XXXXX.jpg scene/sync_depth_XXXXX.png 518.8579`` (the last field is the focal length).
-The synthetic indoor world, :func:`prepare_nyu_raw` and :func:`prepare_nyu_labeled` all write it,
-so :class:`NYUSyncDataset` serves all of them.
 
 **Raw dumps** -- one folder per scene with ``r-*.ppm``, ``d-*.pgm`` and ``a-*.dump`` files
 (:mod:`mdlearn.data.kinect` reads them). :func:`list_raw_scene` and :func:`synchronise` pair
 frames as the paper does (section 4.1): every depth frame is matched to the RGB frame nearest in
 time (the toolbox's ``get_synched_frames.m``), and frames whose RGB image is matched to more than
-one depth frame are dropped. :func:`prepare_nyu_raw` turns raw scenes into the sync layout.
+one depth frame are dropped.
 
 **Labeled set** -- ``nyu_depth_v2_labeled.mat`` (MATLAB v7.3 = HDF5): :class:`NYULabeled`
 reads it with h5py in the right axis order (``.T`` of each item; ``rot90`` mirrors it), and
@@ -21,41 +24,29 @@ reads it with h5py in the right axis order (``.T`` of each item; ``rot90`` mirro
 
 **Training lists, plainly.** The paper trained on ~120K frames it registered itself from the raw
 dumps of the 249 training scenes. Most later work trains on BTS's ``nyudepthv2_train_files_with_gt.txt``:
-24,231 raw-derived sync frames from 284 scenes. The 795 labeled training images are the small
-"common distribution" set the paper uses only for baselines. Everyone tests on the 654 labeled
-test images (``splits.mat``), the paper on the filled ``depths``, BTS's extractor on ``rawDepths``.
-
-**Evaluation crop** -- two conventions of the same rectangle, see :data:`NYU_EVAL_CROP_COMMON`
-and :data:`NYU_EVAL_CROP_TOOLBOX`.
+24,231 raw-derived sync frames from 284 recording folders (249 scenes once the part letter is
+dropped). The 795 labeled training images are the small "common distribution" set the paper
+uses only for baselines. Everyone tests on the 654 labeled test images (``splits.mat``), the
+paper on the filled ``depths``, BTS's extractor on ``rawDepths``.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import multiprocessing as mp
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
-from torch.utils.data import Dataset
 
-from ..errors import MdlearnError, UsageError
-from ..staging import check_output_folder, staged_folder
-from .formats import FormatError, read_depth_png_mm, read_rgb, read_text, write_depth_png_mm, write_rgb
-from .kinect import (NYU_KINECT, RawName, parse_raw_name, read_kinect_disparity,
-                     read_kinect_ppm, register_depth, undistort_rgb)
+from ..errors import FormatError, UsageError
+from .formats import read_text
+from .kinect import RawName, parse_raw_name
 
 __all__ = [
-    "SyncEntry", "read_files_with_gt", "NYUSyncDataset", "NYU_MAX_DEPTH",
+    "SyncEntry", "read_files_with_gt", "NYU_MAX_DEPTH",
     "NYU_EVAL_CROP_COMMON", "NYU_EVAL_CROP_TOOLBOX", "eval_crop_mask",
     "RawScene", "list_raw_scene", "SyncResult", "nearest_frames", "synchronise",
-    "PrepareReport", "prepare_nyu_raw",
     "NYU_LABELED_COUNT", "NYU_TRAIN_COUNT", "NYU_TEST_COUNT", "read_splits", "NYULabeled",
-    "NYULabeledDataset", "prepare_nyu_labeled",
 ]
 
 #: Largest depth the NYU toolbox keeps (``depth_rel2depth_abs.m`` clips to 10 m).
@@ -121,94 +112,6 @@ def read_files_with_gt(path: str | os.PathLike) -> list[SyncEntry]:
             raise FormatError(f"{path}:{n}: focal length {parts[2]!r} is not a number") from None
         entries.append(SyncEntry(parts[0].lstrip("/"), None if parts[1] == "None" else parts[1].lstrip("/"), focal))
     return entries
-
-
-def _half_resolution(sample: dict) -> dict:
-    """Halve the resolution as the paper does (640x480 -> 320x240): the image by 2x2 averaging,
-    depth by taking the top-left pixel of each 2x2 block (never mixing depths across edges)."""
-    img = sample["image"]
-    h, w = img.shape[-2] // 2 * 2, img.shape[-1] // 2 * 2
-    sample["image"] = torch.nn.functional.avg_pool2d(img[None, :, :h, :w], 2)[0]
-    sample["depth"] = sample["depth"][:, :h:2, :w:2].contiguous()
-    sample["valid"] = sample["valid"][:, :h:2, :w:2].contiguous()
-    sample["focal"] = sample["focal"] / 2.0
-    return sample
-
-
-def _make_sample(rgb: np.ndarray, depth: np.ndarray, focal: float, name: str, max_depth: float,
-                 half_resolution: bool) -> dict:
-    depth = np.where(depth <= max_depth, depth, 0.0).astype(np.float32)
-    sample = {
-        "image": torch.from_numpy(np.ascontiguousarray(rgb)).permute(2, 0, 1).float().div_(255.0),
-        "depth": torch.from_numpy(depth)[None],
-        "valid": torch.from_numpy(depth > 0)[None],
-        "focal": float(focal),
-        "name": name,
-    }
-    return _half_resolution(sample) if half_resolution else sample
-
-
-class NYUSyncDataset(Dataset):
-    """RGB + depth pairs of a sync-layout folder, listed by ``<split>_files_with_gt.txt``.
-
-    Introduced in Chapter 1. Each sample is a dict: ``image`` (3, H, W) float32 in [0, 1],
-    ``depth`` (1, H, W) float32 metres (0 = invalid), ``valid`` (1, H, W) bool, ``focal`` and
-    ``name`` (the RGB path relative to ``root``). ``transform``, if given, receives and returns
-    that dict.
-
-    Args:
-        root: the dataset folder.
-        split: ``"train"`` or ``"test"``; selects ``<root>/<split>_files_with_gt.txt``.
-        list_file: use this list instead (paths in it are relative to ``root``).
-        max_depth: depths beyond this are treated as invalid.
-        depth_kind: ``"filled"`` (the listed ``sync_depth_*`` files) or ``"raw"`` (the
-            ``raw_depth_*`` files beside them, which :func:`prepare_nyu_labeled` writes from
-            ``rawDepths``). Chapter 2.
-        half_resolution: serve 320x240 inputs as in the paper (focal halved). Chapter 2.
-    """
-
-    def __init__(self, root: str | os.PathLike, split: str = "train", list_file: str | os.PathLike | None = None,
-                 transform=None, max_depth: float = NYU_MAX_DEPTH, depth_kind: str = "filled",
-                 half_resolution: bool = False):
-        self.root = Path(root)
-        if list_file is None:
-            if split not in ("train", "test"):
-                raise ValueError(f"split must be 'train' or 'test', got {split!r}")
-            list_file = self.root / f"{split}_files_with_gt.txt"
-        if not self.root.is_dir():
-            raise FormatError(f"{self.root}: dataset folder not found (expected the NYU sync layout: "
-                              "scene folders with rgb_XXXXX / sync_depth_XXXXX files and *_files_with_gt.txt lists)")
-        if depth_kind not in ("filled", "raw"):
-            raise UsageError(f"depth_kind must be 'filled' or 'raw', got {depth_kind!r}")
-        self.entries = [e for e in read_files_with_gt(list_file)]
-        missing = [e for e in self.entries if e.depth is None]
-        if missing:
-            raise FormatError(f"{list_file}: {len(missing)} lines have no ground truth (first: {missing[0].rgb})")
-        self.transform = transform
-        self.max_depth = max_depth
-        self.depth_kind = depth_kind
-        self.half_resolution = half_resolution
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    def depth_path(self, i: int) -> Path:
-        """The depth file sample ``i`` reads (depends on ``depth_kind``)."""
-        d = self.entries[i].depth
-        if self.depth_kind == "raw":
-            head, _, tail = d.rpartition("/")
-            d = (head + "/" if head else "") + tail.replace("sync_depth_", "raw_depth_", 1)
-        return self.root / d
-
-    def __getitem__(self, i: int) -> dict:
-        e = self.entries[i]
-        rgb = read_rgb(self.root / e.rgb)
-        depth = read_depth_png_mm(self.depth_path(i))
-        if depth.shape != rgb.shape[:2]:
-            raise FormatError(f"{self.depth_path(i)}: depth is {depth.shape[1]}x{depth.shape[0]} but "
-                              f"{e.rgb} is {rgb.shape[1]}x{rgb.shape[0]}")
-        sample = _make_sample(rgb, depth, e.focal, e.rgb, self.max_depth, self.half_resolution)
-        return self.transform(sample) if self.transform is not None else sample
 
 
 # ------------------------------------------------------------------------------ raw scenes and time
@@ -331,211 +234,6 @@ def synchronise(scene: RawScene) -> SyncResult:
     return SyncResult(scene.path.name, pairs, dropped, counts)
 
 
-# ------------------------------------------------------------------------------ prepare nyu-raw
-
-PREPARE_NAME = "prepare.json"
-SCENE_REPORT = "sync.json"
-ALL_LIST = "files_with_gt.txt"
-
-
-@dataclass
-class PrepareReport:
-    """What :func:`prepare_nyu_raw` did: scenes written now, found finished, skipped (with why)."""
-
-    out: Path
-    written: list[str] = field(default_factory=list)
-    resumed: list[str] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)
-    frames: int = 0
-    dropped_one_to_many: int = 0
-
-    def summary(self) -> str:
-        lines = [f"{self.out}: {len(self.written)} scenes prepared ({self.frames} frames, "
-                 f"{self.dropped_one_to_many} one-to-many depth frames dropped), {len(self.resumed)} already done, "
-                 f"{len(self.skipped)} skipped"]
-        lines += [f"  skipped {name}: {why}" for name, why in sorted(self.skipped.items())]
-        return "\n".join(lines)
-
-
-def _prepare_frame(task: tuple) -> tuple:
-    """Worker: undistort one RGB frame, register its depth frame, write both. NumPy only."""
-    scene, k, rgb_path, depth_path, out_dir, settings = task
-    try:
-        raw = read_kinect_disparity(depth_path)
-        rgb = read_kinect_ppm(rgb_path)
-        if rgb.shape[:2] != raw.shape:
-            raise FormatError(f"{rgb_path}: RGB is {rgb.shape[1]}x{rgb.shape[0]} but {Path(depth_path).name} "
-                              f"is {raw.shape[1]}x{raw.shape[0]}")
-        calib = NYU_KINECT.for_size(raw.shape[1], raw.shape[0])
-        depth = register_depth(raw, calib, value=settings["value"], min_max_mask=settings["min_max_mask"])
-        write_rgb(Path(out_dir) / f"rgb_{k:05d}.{settings['rgb_format']}", undistort_rgb(rgb, calib))
-        write_depth_png_mm(Path(out_dir) / f"sync_depth_{k:05d}.png", depth)
-        return scene, k, float((depth > 0).mean()), None, raw.shape
-    except (MdlearnError, ValueError, OSError) as e:
-        return scene, k, 0.0, str(e), None
-
-
-def _warm_caches(tasks: list[tuple]) -> None:
-    """Build the per-size ray and undistortion tables once, before the workers fork."""
-    from .kinect import _rgb_undistort_map, depth_rays
-
-    seen = set()
-    for task in tasks:
-        if task[0] in seen:
-            continue
-        seen.add(task[0])
-        try:
-            h, w = read_kinect_disparity(task[3]).shape
-            calib = NYU_KINECT.for_size(w, h)
-        except (MdlearnError, ValueError):
-            continue  # the worker will report it
-        depth_rays(calib)
-        _rgb_undistort_map(calib)
-
-
-def _scene_dirs(raw_dir: Path, out: Path) -> list[Path]:
-    if any(parse_raw_name(p.name) for p in raw_dir.iterdir() if p.is_file()):
-        return [raw_dir]  # RAW_DIR is itself one scene
-    return sorted(p for p in raw_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
-                  and p.resolve() != out.resolve() and not p.name.endswith(".partial"))
-
-
-def prepare_nyu_raw(raw_dir: str | os.PathLike, out: str | os.PathLike, workers: int = 2, overwrite: bool = False,
-                    min_max_mask: bool = True, rgb_format: str = "jpg", value: str = "rgb",
-                    progress: bool = True) -> PrepareReport:
-    """Turn raw NYU scene folders (synthetic or real) into the sync layout (Chapter 2).
-
-    For every scene: :func:`list_raw_scene`, :func:`synchronise`, then for each kept pair the
-    undistorted RGB image (``rgb_XXXXX.<rgb_format>``) and the depth registered to it
-    (``sync_depth_XXXXX.png``, uint16 mm), plus ``sync.json`` (which raw files each output came
-    from, the dropped frames, the counts). ``OUT/files_with_gt.txt`` lists every finished scene;
-    ``OUT/prepare.json`` records the settings and what happened.
-
-    * **Resumable**: a scene is written into ``OUT/<scene>.partial`` and renamed when complete,
-      so after an interruption the finished scenes are kept and only the others are redone.
-    * **No silent overwrite**: finished scenes are skipped (reported as already done) unless
-      ``overwrite``; a folder that is not a finished scene is left alone and reported; running
-      again with different settings is an error unless ``overwrite``.
-    * **Bad scenes** (no depth frames, timestamps out of order, a truncated file, ...) are
-      skipped with the reason in the report; the other scenes go on.
-    * ``workers`` processes register frames in parallel (default 2).
-    """
-    raw_dir, out = Path(raw_dir), Path(out)
-    if not raw_dir.is_dir():
-        raise UsageError(f"{raw_dir}: raw folder not found")
-    if workers < 1:
-        raise UsageError(f"--workers must be at least 1, got {workers}")
-    if rgb_format not in ("jpg", "png"):
-        raise UsageError(f"rgb format must be jpg or png, got {rgb_format!r}")
-    if value not in ("rgb", "toolbox"):
-        raise UsageError(f"value must be 'rgb' or 'toolbox', got {value!r}")
-    settings = {"min_max_mask": bool(min_max_mask), "rgb_format": rgb_format, "value": value}
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"{out}: cannot create the output folder ({e.strerror})") from None
-    state_path = out / PREPARE_NAME
-    if state_path.exists():
-        old = json.loads(state_path.read_text())
-        if old.get("settings") != settings and not overwrite:
-            raise UsageError(f"{out} was prepared with settings {old.get('settings')}, not {settings}; "
-                             "use another output folder or --overwrite")
-    for stale in out.glob("*.partial"):
-        shutil.rmtree(stale, ignore_errors=True)
-
-    report = PrepareReport(out)
-    results: dict[str, SyncResult] = {}
-    tasks = []
-    for sd in _scene_dirs(raw_dir, out):
-        name, target = sd.name, out / sd.name
-        if target.exists():
-            if (target / SCENE_REPORT).is_file() and not overwrite:
-                report.resumed.append(name)
-                continue
-            if not overwrite:
-                report.skipped[name] = f"{target} exists but is not a finished scene; not overwriting it"
-                continue
-            shutil.rmtree(target)
-        try:
-            sync = synchronise(list_raw_scene(sd))
-        except MdlearnError as e:
-            report.skipped[name] = str(e)
-            continue
-        if not sync.pairs:
-            report.skipped[name] = f"{sd}: no depth frame has an RGB frame of its own (all {len(sync.dropped)} dropped)"
-            continue
-        results[name] = sync
-        part = out / f"{name}.partial"
-        part.mkdir()
-        tasks += [(name, k, str(sd / p["rgb"]), str(sd / p["depth"]), str(part), settings)
-                  for k, p in enumerate(sync.pairs)]
-
-    remaining = {n: len(s.pairs) for n, s in results.items()}
-    valid: dict[str, list[float]] = {n: [0.0] * len(s.pairs) for n, s in results.items()}
-    failed: dict[str, str] = {}
-    sizes: dict[str, list[int]] = {}
-    from tqdm.auto import tqdm
-
-    def finish(name: str) -> None:
-        part = out / f"{name}.partial"
-        if name in failed:
-            shutil.rmtree(part, ignore_errors=True)
-            report.skipped[name] = failed[name]
-            return
-        s = results[name]
-        doc = {"scene": name, "counts": s.counts, "settings": settings, "size": sizes[name],
-               "frames": [dict(p, rgb_out=f"rgb_{k:05d}.{rgb_format}", depth_out=f"sync_depth_{k:05d}.png",
-                               valid_fraction=round(valid[name][k], 6)) for k, p in enumerate(s.pairs)],
-               "dropped": s.dropped}
-        (part / SCENE_REPORT).write_text(json.dumps(doc, indent=1))
-        part.rename(out / name)
-        report.written.append(name)
-        report.frames += len(s.pairs)
-        report.dropped_one_to_many += len(s.dropped)
-
-    bar = tqdm(total=len(tasks), desc="prepare nyu-raw", unit="frame", disable=not progress)
-    pool = None
-    try:
-        if workers == 1 or len(tasks) < 2:
-            it = map(_prepare_frame, tasks)
-        else:
-            _warm_caches(tasks)  # forked workers inherit the per-size lookup tables
-            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            pool = ctx.Pool(min(workers, len(tasks)))
-            it = pool.imap_unordered(_prepare_frame, tasks, chunksize=2)
-        for scene, k, vf, err, shape in it:
-            bar.update()
-            if shape is not None:
-                sizes[scene] = [int(shape[1]), int(shape[0])]
-            if err is not None and scene not in failed:
-                failed[scene] = err
-            valid[scene][k] = vf
-            remaining[scene] -= 1
-            if remaining[scene] == 0:
-                finish(scene)
-        if pool is not None:
-            pool.close()
-            pool.join()
-            pool = None
-    finally:
-        bar.close()
-        if pool is not None:  # interrupted: stop the workers; unfinished scenes stay *.partial
-            pool.terminate()
-
-    # the list of everything finished in OUT, and the record of this run
-    lines = []
-    for sd in sorted(p for p in out.iterdir() if (p / SCENE_REPORT).is_file()):
-        doc = json.loads((sd / SCENE_REPORT).read_text())
-        focal = NYU_KINECT.for_size(*doc["size"]).rgb.fx
-        for fr in doc["frames"]:
-            lines.append(f"{sd.name}/{fr['rgb_out']} {sd.name}/{fr['depth_out']} {focal:.4f}\n")
-    (out / ALL_LIST).write_text("".join(lines))
-    state_path.write_text(json.dumps({"format": "mdlearn-nyu-sync-from-raw", "version": 1, "settings": settings,
-                                      "raw_dir": str(raw_dir), "written": report.written, "resumed": report.resumed,
-                                      "skipped": report.skipped, "frames_listed": len(lines)}, indent=1))
-    return report
-
-
 # ------------------------------------------------------------------------------ the labeled set
 
 #: Images in ``nyu_depth_v2_labeled.mat`` and the official split sizes (``splits.mat``).
@@ -648,104 +346,3 @@ class NYULabeled:
         return self._scene_types[i]
 
 
-class NYULabeledDataset(Dataset):
-    """The labeled set's train or test split, read straight from the ``.mat`` (Chapter 2).
-
-    Same sample format as :class:`NYUSyncDataset` (``name`` is ``"<sceneType>/rgb_XXXXX"`` with
-    the 0-based index). ``depth_kind`` selects ``depths`` (filled, what the paper tests on) or
-    ``rawDepths``; ``half_resolution`` serves 320x240.
-    """
-
-    def __init__(self, labeled_mat: str | os.PathLike, splits_mat: str | os.PathLike, split: str = "test",
-                 depth_kind: str = "filled", half_resolution: bool = False, transform=None,
-                 max_depth: float = NYU_MAX_DEPTH):
-        if split not in ("train", "test"):
-            raise UsageError(f"split must be 'train' or 'test', got {split!r}")
-        if depth_kind not in ("filled", "raw"):
-            raise UsageError(f"depth_kind must be 'filled' or 'raw', got {depth_kind!r}")
-        train, test = read_splits(splits_mat)
-        self.indices = (train if split == "train" else test) - 1
-        self.path = Path(labeled_mat)
-        with NYULabeled(self.path) as lab:
-            if self.indices.max(initial=0) >= len(lab):
-                raise FormatError(f"{splits_mat}: index {self.indices.max() + 1} beyond the {len(lab)} labeled images")
-        self.depth_kind, self.half_resolution, self.transform, self.max_depth = depth_kind, half_resolution, transform, max_depth
-        self._lab = None  # opened lazily, once per DataLoader worker
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-    def __getitem__(self, i: int) -> dict:
-        if self._lab is None:
-            self._lab = NYULabeled(self.path)
-        j = int(self.indices[i])
-        rgb, depth = self._lab.image(j), self._lab.depth(j, raw=self.depth_kind == "raw")
-        sample = _make_sample(rgb, depth, NYU_KINECT.rgb.fx, f"{self._lab.scene_type(j)}/rgb_{j:05d}",
-                              self.max_depth, self.half_resolution)
-        return self.transform(sample) if self.transform is not None else sample
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def prepare_nyu_labeled(labeled_mat: str | os.PathLike, splits_mat: str | os.PathLike, out: str | os.PathLike,
-                        rgb_format: str = "jpg", overwrite: bool = False, progress: bool = True) -> dict:
-    """Extract the labeled set's train and test pairs into the sync layout (Chapter 2).
-
-    Writes ``OUT/<split>/<sceneType>/rgb_XXXXX.<rgb_format>``, ``sync_depth_XXXXX.png`` (the
-    filled ``depths``) and ``raw_depth_XXXXX.png`` (``rawDepths``), XXXXX the 0-based labeled
-    index, with ``OUT/<split>/<split>_files_with_gt.txt`` in BTS's line format (so
-    ``NYUSyncDataset(OUT/"test", "test")`` reads it), and ``OUT/manifest.json`` with the counts
-    and a SHA-256 per written file. Checks that the split covers the labeled set exactly once
-    and, for the full set, that it is 795/654. Written to ``OUT.partial-<pid>``, renamed at the end.
-    """
-    out = Path(out)
-    if rgb_format not in ("jpg", "png"):
-        raise UsageError(f"rgb format must be jpg or png, got {rgb_format!r}")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise UsageError(f"{out}: already exists; pass --overwrite to replace it")
-    train, test = read_splits(splits_mat)
-    with NYULabeled(labeled_mat) as lab:
-        n = len(lab)
-        both = np.sort(np.concatenate([train, test]))
-        if not np.array_equal(both, np.arange(1, n + 1)):
-            raise FormatError(f"{splits_mat}: the {len(train)} train + {len(test)} test indices do not cover "
-                              f"the {n} images of {lab.path.name} exactly once")
-        if n == NYU_LABELED_COUNT and (len(train), len(test)) != (NYU_TRAIN_COUNT, NYU_TEST_COUNT):
-            raise FormatError(f"{splits_mat}: {len(train)}/{len(test)} train/test images, expected "
-                              f"{NYU_TRAIN_COUNT}/{NYU_TEST_COUNT}")
-        check_output_folder(out, overwrite=True)
-        files: dict[str, str] = {}
-        from tqdm.auto import tqdm
-
-        with staged_folder(out) as tmp:
-            with tqdm(total=n, desc="prepare nyu-labeled", unit="image", disable=not progress) as bar:
-                for split, idx in (("train", train), ("test", test)):
-                    lines = []
-                    for one_based in idx:
-                        i = int(one_based) - 1
-                        scene = lab.scene_type(i)
-                        d = tmp / split / scene
-                        d.mkdir(parents=True, exist_ok=True)
-                        names = (f"rgb_{i:05d}.{rgb_format}", f"sync_depth_{i:05d}.png", f"raw_depth_{i:05d}.png")
-                        write_rgb(d / names[0], lab.image(i))
-                        write_depth_png_mm(d / names[1], lab.depth(i))
-                        write_depth_png_mm(d / names[2], lab.depth(i, raw=True))
-                        for nm in names:
-                            files[f"{split}/{scene}/{nm}"] = _sha256(d / nm)
-                        lines.append(f"{scene}/{names[0]} {scene}/{names[1]} {NYU_KINECT.rgb.fx:.4f}\n")
-                        bar.update()
-                    (tmp / split).mkdir(parents=True, exist_ok=True)
-                    (tmp / split / f"{split}_files_with_gt.txt").write_text("".join(lines))
-            manifest = {"format": "mdlearn-nyu-labeled", "version": 1, "source": str(Path(labeled_mat).name),
-                        "source_bytes": Path(labeled_mat).stat().st_size, "splits": str(Path(splits_mat).name),
-                        "counts": {"labeled": n, "train": len(train), "test": len(test)},
-                        "depths": "sync_depth_* = depths (filled, metres -> uint16 mm); raw_depth_* = rawDepths",
-                        "files": files}
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
-    return manifest

@@ -21,7 +21,8 @@ import numpy as np
 import torch
 
 from ..camera import NYU_RGB, Intrinsics
-from .raycast import interior_exit, ray_box, ray_sphere, ray_vertical_cylinder
+from .raycast import (aabb_corners, camera_rays, interior_exit, ray_box, ray_sphere, ray_vertical_cylinder,
+                      screen_rect)
 from .textures import TEXTURE_KINDS, pattern
 
 __all__ = [
@@ -206,34 +207,6 @@ def look_pose(position: tuple[float, float, float], yaw: float, pitch: float, ro
 # rendering
 
 
-def _camera_rays(K: Intrinsics, pose: torch.Tensor, device: torch.device) -> torch.Tensor:
-    v, u = torch.meshgrid(
-        torch.arange(K.height, dtype=torch.float32, device=device),
-        torch.arange(K.width, dtype=torch.float32, device=device),
-        indexing="ij",
-    )
-    d_cam = torch.stack([(u - K.cx) / K.fx, (v - K.cy) / K.fy, torch.ones_like(u)], dim=-1)
-    return d_cam @ pose[:3, :3].T  # (H, W, 3) world directions with camera-frame z = 1
-
-
-def _screen_rect(corners_world: np.ndarray, pose: np.ndarray, K: Intrinsics) -> tuple[int, int, int, int] | None:
-    """Pixel rectangle (v0, v1, u0, u1) that bounds the projection of a convex hull of corners."""
-    R, t = pose[:3, :3], pose[:3, 3]
-    pc = (corners_world - t) @ R  # camera frame
-    z = pc[:, 2]
-    if np.all(z <= 1e-3):
-        return None
-    if np.any(z <= 1e-3):
-        return 0, K.height, 0, K.width
-    u = K.fx * pc[:, 0] / z + K.cx
-    v = K.fy * pc[:, 1] / z + K.cy
-    u0, u1 = max(int(math.floor(u.min())), 0), min(int(math.ceil(u.max())) + 1, K.width)
-    v0, v1 = max(int(math.floor(v.min())), 0), min(int(math.ceil(v.max())) + 1, K.height)
-    if u0 >= u1 or v0 >= v1:
-        return None
-    return v0, v1, u0, u1
-
-
 def _box_corners(b: Box) -> np.ndarray:
     c, s = math.cos(b.yaw), math.sin(b.yaw)
     sx, sy, sz = np.meshgrid([-1, 1], [-1, 1], [-1, 1], indexing="ij")
@@ -243,12 +216,6 @@ def _box_corners(b: Box) -> np.ndarray:
     world[:, 1] = local[:, 1]
     world[:, 2] = -s * local[:, 0] + c * local[:, 2]
     return world + np.asarray(b.center)
-
-
-def _aabb_corners(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
-    sx, sy, sz = np.meshgrid([0, 1], [0, 1], [0, 1], indexing="ij")
-    sel = np.stack([sx.ravel(), sy.ravel(), sz.ravel()], -1)
-    return np.where(sel, hi, lo)
 
 
 def _wall_coords(face: int, p: torch.Tensor) -> torch.Tensor:
@@ -271,7 +238,7 @@ def render(room: Room, pose: np.ndarray, K: Intrinsics = NYU_RGB, device: torch.
     pose = np.asarray(pose, dtype=np.float64)
     P = torch.as_tensor(pose, dtype=torch.float32, device=dev)
     o = P[:3, 3]
-    dirs = _camera_rays(K, P, dev)
+    dirs = camera_rays(K, P, dev)
     H, W = K.height, K.width
     W_, H_, D_ = room.size
     lo = torch.zeros(3, device=dev)
@@ -325,7 +292,7 @@ def render(room: Room, pose: np.ndarray, K: Intrinsics = NYU_RGB, device: torch.
                                         mat[v0:v1, u0:u1])
 
     for b in room.boxes:
-        rect = _screen_rect(_box_corners(b), pose, K)
+        rect = screen_rect(_box_corners(b), pose, K)
         if rect is None:
             continue
         v0, v1, u0, u1 = rect
@@ -350,7 +317,7 @@ def render(room: Room, pose: np.ndarray, K: Intrinsics = NYU_RGB, device: torch.
     for cy in room.cylinders:
         lo_c = np.array([cy.cx - cy.radius, cy.y0, cy.cz - cy.radius])
         hi_c = np.array([cy.cx + cy.radius, cy.y1, cy.cz + cy.radius])
-        rect = _screen_rect(_aabb_corners(lo_c, hi_c), pose, K)
+        rect = screen_rect(aabb_corners(lo_c, hi_c), pose, K)
         if rect is None:
             continue
         v0, v1, u0, u1 = rect
@@ -370,7 +337,7 @@ def render(room: Room, pose: np.ndarray, K: Intrinsics = NYU_RGB, device: torch.
 
     for sp in room.spheres:
         c3 = np.asarray(sp.center)
-        rect = _screen_rect(_aabb_corners(c3 - sp.radius, c3 + sp.radius), pose, K)
+        rect = screen_rect(aabb_corners(c3 - sp.radius, c3 + sp.radius), pose, K)
         if rect is None:
             continue
         v0, v1, u0, u1 = rect

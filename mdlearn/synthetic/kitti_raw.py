@@ -34,7 +34,7 @@ from ..data.formats import write_depth_png_kitti, write_rgb
 from ..data.kitti import (OXTS_FIELDS, write_oxts_packet, write_raw_calibration, write_timestamps,
                           write_velodyne)
 from ..errors import UsageError
-from ..staging import check_output_folder, staged_folder
+from ..jobs import check_output_folder, staged_folder
 
 __all__ = ["KittiRawSpec", "EgoMotion", "sample_motion", "oxts_packet", "write_kitti_raw", "read_index",
            "is_complete", "DATE", "FRAME_PERIOD", "EGO_LANE_Z", "source_hash"]

@@ -8,9 +8,17 @@ Rays are *not* normalised: the synthetic renderers use camera-frame directions w
 
 from __future__ import annotations
 
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
 import torch
 
-__all__ = ["interior_exit", "ray_box", "ray_vertical_cylinder", "ray_sphere", "safe_reciprocal"]
+if TYPE_CHECKING:
+    from ..camera import Intrinsics
+
+__all__ = ["interior_exit", "ray_box", "ray_vertical_cylinder", "ray_sphere", "safe_reciprocal", "camera_rays",
+           "screen_rect", "aabb_corners"]
 
 _INF = float("inf")
 
@@ -116,3 +124,48 @@ def ray_sphere(origin: torch.Tensor, dirs: torch.Tensor, center: torch.Tensor, r
     t = (-b - torch.sqrt(disc.clamp_min(0.0))) / (2.0 * a)
     ok = (disc >= 0) & (t > t_min)
     return torch.where(ok, t, torch.full_like(t, _INF))
+
+
+# ------------------------------------------------------------------ camera rays and screen bounds
+
+
+def camera_rays(K: Intrinsics, pose: torch.Tensor, device: torch.device) -> torch.Tensor:
+    """World-frame ray directions ``(H, W, 3)`` through every pixel centre of ``K``, scaled so the
+    camera-frame z component is 1 (so a hit's ``t`` is its z-depth). ``pose`` is world_from_camera.
+
+    Introduced in Chapter 1; the indoor and street renderers share it.
+    """
+    v, u = torch.meshgrid(
+        torch.arange(K.height, dtype=torch.float32, device=device),
+        torch.arange(K.width, dtype=torch.float32, device=device),
+        indexing="ij",
+    )
+    d_cam = torch.stack([(u - K.cx) / K.fx, (v - K.cy) / K.fy, torch.ones_like(u)], dim=-1)
+    return d_cam @ pose[:3, :3].T  # (H, W, 3) world directions with camera-frame z = 1
+
+
+def screen_rect(corners_world: np.ndarray, pose: np.ndarray, K: Intrinsics) -> tuple[int, int, int, int] | None:
+    """Pixel rectangle ``(v0, v1, u0, u1)`` bounding the projection of the convex hull of ``corners_world``
+    (N, 3) seen from ``pose`` (world_from_camera, 4x4) through ``K``; ``None`` when it is behind the camera
+    or off screen. The renderers trace only the pixels inside it (Chapter 1)."""
+    R, t = pose[:3, :3], pose[:3, 3]
+    pc = (corners_world - t) @ R  # camera frame
+    z = pc[:, 2]
+    if np.all(z <= 1e-3):
+        return None
+    if np.any(z <= 1e-3):
+        return 0, K.height, 0, K.width
+    u = K.fx * pc[:, 0] / z + K.cx
+    v = K.fy * pc[:, 1] / z + K.cy
+    u0, u1 = max(int(math.floor(u.min())), 0), min(int(math.ceil(u.max())) + 1, K.width)
+    v0, v1 = max(int(math.floor(v.min())), 0), min(int(math.ceil(v.max())) + 1, K.height)
+    if u0 >= u1 or v0 >= v1:
+        return None
+    return v0, v1, u0, u1
+
+
+def aabb_corners(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """The 8 corners ``(8, 3)`` of the axis-aligned box from ``lo`` to ``hi`` (Chapter 1)."""
+    sx, sy, sz = np.meshgrid([0, 1], [0, 1], [0, 1], indexing="ij")
+    sel = np.stack([sx.ravel(), sy.ravel(), sz.ravel()], -1)
+    return np.where(sel, hi, lo)

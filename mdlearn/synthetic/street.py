@@ -20,8 +20,7 @@ import numpy as np
 import torch
 
 from ..camera import Intrinsics
-from .indoor import _aabb_corners, _camera_rays, _screen_rect
-from .raycast import ray_box, ray_sphere, ray_vertical_cylinder
+from .raycast import aabb_corners, camera_rays, ray_box, ray_sphere, ray_vertical_cylinder, screen_rect
 from .textures import TEXTURE_KINDS, pattern
 
 __all__ = ["Material", "Part", "Street", "sample_street", "trace", "render", "LANE_WIDTH", "SKY_DEPTH"]
@@ -282,11 +281,11 @@ def render(street: Street, pose: np.ndarray, K: Intrinsics, time: float = 0.0) -
     """
     pose = np.asarray(pose, dtype=np.float64)
     P = torch.as_tensor(pose, dtype=torch.float32)
-    dirs = _camera_rays(K, P, torch.device("cpu"))  # camera-frame z = 1: t is z-depth
+    dirs = camera_rays(K, P, torch.device("cpu"))  # camera-frame z = 1: t is z-depth
     o = P[:3, 3]
 
     def cull(centre, radius):
-        rect = _screen_rect(_aabb_corners(centre - radius, centre + radius), pose, K)
+        rect = screen_rect(aabb_corners(centre - radius, centre + radius), pose, K)
         return [] if rect is None else [rect]
 
     t, normal, material = trace(street, o, dirs, time, cull)

@@ -13,20 +13,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import UsageError
-from .synthetic.dataset import IndoorSpec
+from ..errors import UsageError
 
-__all__ = ["PRESETS", "DATASETS", "CHAPTER_PRESETS", "chapter_config", "dataset_spec"]
+__all__ = ["PRESETS", "CHAPTER_PRESETS", "chapter_config"]
 
 PRESETS = ("smoke", "book", "full")
-
-#: The synthetic datasets the book uses, by name. ``indoor`` is the embedded default
-#: (``make book`` / ``make test`` generate it into ``data/indoor``): 60 rooms x 38 views,
-#: 54 training rooms (2,052 views) and 6 test rooms (228 views) at 640x480.
-DATASETS: dict[str, IndoorSpec] = {
-    "indoor-smoke": IndoorSpec(rooms=4, views_per_room=3, seed=2014, test_fraction=0.25),
-    "indoor": IndoorSpec(rooms=60, views_per_room=38, seed=2014, test_fraction=0.1),
-}
 
 #: Per chapter: the values each preset gives the chapter's parameters.
 CHAPTER_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
@@ -59,6 +50,7 @@ CHAPTER_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
 }
 
 
+
 def chapter_config(chapter: str, preset: str, **overrides: Any) -> dict[str, Any]:
     """The parameters of ``chapter`` under ``preset``, with non-``None`` ``overrides`` applied.
 
@@ -78,11 +70,3 @@ def chapter_config(chapter: str, preset: str, **overrides: Any) -> dict[str, Any
         cfg[key] = value
     cfg["preset"] = preset
     return cfg
-
-
-def dataset_spec(name: str) -> IndoorSpec:
-    """The :class:`~mdlearn.synthetic.dataset.IndoorSpec` of a named dataset (Chapter 1)."""
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise UsageError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}") from None

@@ -47,12 +47,11 @@ from pathlib import Path
 import numpy as np
 
 from ..camera import Intrinsics
-from ..data.formats import FormatError
 from ..data.kinect import (ACCEL_COUNTS_PER_G, NYU_KINECT, RAW_INVALID, AccelRecord, KinectCalibration,
                            depth_rays, format_raw_name, metres_to_disparity, write_accel_dump, write_kinect_pgm,
                            write_kinect_ppm)
-from ..errors import UsageError
-from ..staging import check_output_folder, staged_folder
+from ..errors import FormatError, UsageError
+from ..jobs import check_output_folder, staged_folder
 
 __all__ = ["KinectSpec", "write_nyu_raw", "ensure_nyu_raw", "read_manifest", "render_depth_frame", "simulate_scene", "write_ground_truth", "read_ground_truth",
            "read_frames_json", "expected_sync", "PROJECTOR_BASELINE", "KINECT_RANGE"]
@@ -468,7 +467,7 @@ def source_hash() -> str:
     import hashlib
 
     here = Path(__file__).resolve().parent
-    files = [here / n for n in ("kinect.py", "indoor.py", "raycast.py", "textures.py")]
+    files = [here / n for n in ("nyu_raw.py", "indoor.py", "raycast.py", "textures.py")]
     files += [here.parent / "camera.py", here.parent / "data" / "kinect.py"]
     h = hashlib.sha256()
     for f in files:

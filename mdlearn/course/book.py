@@ -15,15 +15,15 @@ import sys
 from pathlib import Path
 
 from .chapters import list_chapters, notebooks_with_outputs
-from .errors import MdlearnError
-from .paths import project_root
+from ..errors import MdlearnError
+from ..paths import project_root
 
 __all__ = ["package_hash", "build_book"]
 
 
 def package_hash() -> str:
     """Hash of every source file of the ``mdlearn`` package."""
-    pkg = Path(__file__).resolve().parent
+    pkg = Path(__file__).resolve().parent.parent  # the whole mdlearn package
     h = hashlib.sha256()
     for f in sorted(pkg.rglob("*.py")):
         h.update(str(f.relative_to(pkg)).encode())

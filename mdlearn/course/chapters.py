@@ -12,8 +12,8 @@ import json
 import os
 from pathlib import Path
 
-from .errors import UsageError
-from .paths import chapters_dir
+from ..errors import UsageError
+from ..paths import chapters_dir
 from .presets import PRESETS
 
 __all__ = ["list_chapters", "find_chapter", "parameters_of", "run_chapter", "prepare_chapter",

@@ -28,7 +28,7 @@ import numpy as np
 from ..camera import NYU_RGB, Intrinsics
 from ..data.formats import write_depth_png_mm, write_rgb
 from ..errors import UsageError
-from ..staging import check_output_folder, staged_folder
+from ..jobs import check_output_folder, staged_folder
 
 __all__ = ["IndoorSpec", "write_indoor_dataset", "ensure_indoor_dataset", "read_index", "is_complete",
            "source_hash", "INDEX_NAME"]

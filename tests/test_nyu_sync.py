@@ -6,10 +6,11 @@ import shutil
 import numpy as np
 import pytest
 
-from mdlearn.data.nyu import NYUSyncDataset, read_files_with_gt
+from mdlearn.data.nyu import read_files_with_gt
+from mdlearn.data.nyu_dataset import NYUSyncDataset
 from mdlearn.errors import UsageError
-from mdlearn.synthetic import dataset as ds
-from mdlearn.synthetic.dataset import IndoorSpec, ensure_indoor_dataset, is_complete, read_index, write_indoor_dataset
+from mdlearn.synthetic import nyu_sync as ds
+from mdlearn.synthetic.nyu_sync import IndoorSpec, ensure_indoor_dataset, is_complete, read_index, write_indoor_dataset
 from mdlearn.synthetic.indoor import render_view
 
 

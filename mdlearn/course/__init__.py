@@ -1,0 +1,9 @@
+"""The course machinery: chapter presets, running chapters with papermill, building the book.
+
+Kept apart from the library a researcher imports (:mod:`mdlearn.data`, :mod:`mdlearn.losses`,
+...): nothing outside :mod:`mdlearn.course` and :mod:`mdlearn.cli` imports it.
+"""
+
+from .presets import CHAPTER_PRESETS, PRESETS, chapter_config
+
+__all__ = ["CHAPTER_PRESETS", "PRESETS", "chapter_config"]
