@@ -93,7 +93,7 @@ def main() -> None:
             out = tmp / f"out{workers}"
             shutil.rmtree(out, ignore_errors=True)
             r = prepare_nyu_raw(raw, out, workers=workers, progress=False)
-            assert r.frames == n and not r.skipped, r.summary()
+            assert r.counts["frames"] == n and not r.skipped, r.summary()
 
         def best(fn, *a) -> float:  # one warm-up call (file cache, lookup tables)
             return best_of(lambda: fn(*a), args.repeats, warmup=1)

@@ -61,9 +61,9 @@ def _cmd_prepare_kitti_raw(args: argparse.Namespace) -> int:
 
     report = prepare_kitti_raw(args.raw_dir, args.out, variant=args.variant, rule=args.rule, pixel=args.pixel,
                                workers=args.workers, stationary_threshold=args.stationary_speed,
-                               progress=not args.quiet)
-    print(f"prepare kitti-raw ({report.tag}) -> {report.out}: {report.summary()}")
-    return 1 if report.skipped and not (report.written or report.kept) else 0
+                               overwrite=args.overwrite, progress=not args.quiet)
+    print(f"{report.summary()}\n(depth maps in proj_depth/{args.variant}_{args.rule})")
+    return report.exit_code
 
 
 def _cmd_synth_nyu_raw(args: argparse.Namespace) -> int:
@@ -83,17 +83,18 @@ def _cmd_prepare_nyu_raw(args: argparse.Namespace) -> int:
                              min_max_mask=not args.no_min_max_mask, rgb_format=args.rgb_format,
                              progress=not args.quiet)
     print(report.summary())
-    return 1 if report.skipped else 0
+    return report.exit_code
 
 
 def _cmd_prepare_nyu_labeled(args: argparse.Namespace) -> int:
     from .data.nyu_prepare import prepare_nyu_labeled
+    from .jobs import MANIFEST_NAME
 
     m = prepare_nyu_labeled(args.labeled_mat, args.splits_mat, args.out, rgb_format=args.rgb_format,
                             overwrite=args.overwrite, progress=not args.quiet)
     c = m["counts"]
     print(f"extracted {c['train']} train and {c['test']} test pairs of {c['labeled']} to {args.out} "
-          f"({len(m['files'])} files, hashes in manifest.json)")
+          f"({len(m['files'])} files, hashes in {MANIFEST_NAME})")
     return 0
 
 
@@ -201,7 +202,7 @@ def _add_synth_command(sub, name: str, help: str, func, sizes: list[tuple[str, s
     p.add_argument("--seed", type=int, default=0, help="world seed (same seed, same data)")
     p.add_argument("--resolution", type=float, default=resolution[0], help=resolution[1])
     p.add_argument("--workers", type=int, default=workers[0], help=workers[1])
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output of this command")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=func)
     return p
@@ -210,6 +211,7 @@ def _add_synth_command(sub, name: str, help: str, func, sizes: list[tuple[str, s
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``mdlearn`` command (Chapter 1)."""
     from .course.presets import PRESETS
+    from .jobs import EXIT_STATUS_HELP
 
     p = _Parser(prog="mdlearn", description="mdlearn: monocular depth prediction, reproduced and taught.")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -234,24 +236,29 @@ def build_parser() -> argparse.ArgumentParser:
 
     prepare = sub.add_parser("prepare", help="turn raw downloads into training targets")
     prepare_sub = prepare.add_subparsers(dest="dataset", required=True, parser_class=_Parser)
-    pk = prepare_sub.add_parser("kitti-raw", help="sparse depth PNGs from the Velodyne scans of KITTI raw drives (Chapter 3)")
+    pk = prepare_sub.add_parser("kitti-raw", help="sparse depth PNGs from the Velodyne scans of KITTI raw drives (Chapter 3)",
+                                epilog=EXIT_STATUS_HELP)
     pk.add_argument("raw_dir", help="folder holding DATE/DATE_drive_XXXX_sync drives")
-    pk.add_argument("out", help="output folder (resumable: finished maps are kept)")
+    pk.add_argument("out", help="output folder (resumable per drive: finished drives are kept)")
     pk.add_argument("--variant", choices=["camz", "velx"], default="camz", help="camera z-depth or Velodyne x")
     pk.add_argument("--rule", choices=["time", "nearest"], default="time", help="conflict rule per pixel")
     pk.add_argument("--pixel", choices=["round", "floor", "monodepth2"], default="round", help="pixel rounding")
     pk.add_argument("--workers", type=int, default=2, help="processes (default: 2)")
     pk.add_argument("--stationary-speed", type=float, default=0.5, help="m/s below which a frame is flagged stationary")
+    pk.add_argument("--overwrite", action="store_true",
+                    help="redo every drive (needed to change the settings of an existing output)")
     pk.add_argument("--quiet", action="store_true", help="no progress bar")
     pk.set_defaults(func=_cmd_prepare_kitti_raw)
-    pn = prepare_sub.add_parser("nyu-raw", help="NYU raw scene dumps -> the aligned sync layout (Chapter 2)")
+    pn = prepare_sub.add_parser("nyu-raw", help="NYU raw scene dumps -> the aligned sync layout (Chapter 2)",
+                                epilog=EXIT_STATUS_HELP)
     pn.add_argument("raw_dir", help="folder of raw scene folders (r-*.ppm, d-*.pgm, a-*.dump)")
     pn.add_argument("out", help="output folder (resumable: finished scenes are kept)")
     pn.add_argument("--workers", type=int, default=2, help="processes (default: 2)")
     pn.add_argument("--no-min-max-mask", action="store_true",
                     help="keep each frame's minimum and maximum depths (the paper masks them)")
     pn.add_argument("--rgb-format", choices=["jpg", "png"], default="jpg", help="RGB file format")
-    pn.add_argument("--overwrite", action="store_true", help="redo finished scenes and replace other folders")
+    pn.add_argument("--overwrite", action="store_true",
+                    help="redo every scene (needed to change the settings of an existing output)")
     pn.add_argument("--quiet", action="store_true", help="no progress bar")
     pn.set_defaults(func=_cmd_prepare_nyu_raw)
     pl = prepare_sub.add_parser("nyu-labeled", help="the labeled .mat -> 795 train / 654 test sync pairs (Chapter 2)")

@@ -16,7 +16,8 @@ from mdlearn.data import kitti
 from mdlearn.data import kitti_depth as kd
 from mdlearn.data.formats import read_depth_png_kitti, read_rgb
 from mdlearn.data.kitti_dataset import KittiDepthDataset, bottom_crop, downsample_sparse
-from mdlearn.data.kitti_prepare import MANIFEST_NAME, prepare_kitti_raw
+from mdlearn.data.kitti_prepare import prepare_kitti_raw
+from mdlearn.jobs import MANIFEST_NAME
 from mdlearn.errors import UsageError
 from mdlearn.synthetic import street as st
 from mdlearn.synthetic.kitti_raw import KittiRawSpec, oxts_packet, sample_motion, write_kitti_raw
@@ -156,21 +157,23 @@ def test_stationary_frames_of_the_stop_drive(raw):
 
 def test_prepare_writes_sparse_pngs_and_resumes(raw, prepared, tmp_path):
     out, report = prepared
-    assert report.written == 2 * 6 * 2 and report.kept == 0 and not report.skipped
+    assert len(report.written) == 2 and report.counts["maps"] == 2 * 6 * 2 and not report.resumed
+    assert not report.skipped and report.exit_code == 0
     manifest = json.loads((out / MANIFEST_NAME).read_text())
-    assert manifest["variant"] == "camz" and manifest["rule"] == "time" and manifest["tag"] == "camz_time"
-    assert manifest["totals"]["stationary"] == report.stationary >= 2
+    assert manifest["spec"]["variant"] == "camz" and manifest["spec"]["rule"] == "time" and manifest["tag"] == "camz_time"
+    assert manifest["counts"]["stationary"] == report.counts["stationary"] >= 2
     d = kitti.find_drives(raw)[0]
     png = out / d.key / "proj_depth" / "camz_time" / "image_03" / "0000000004.png"
     depth = read_depth_png_kitti(png)
     assert depth.shape == (94, 310) and (depth > 0).mean() > 0.2
     again = prepare_kitti_raw(raw, out, workers=1, progress=False)
-    assert again.written == 0 and again.kept == 24
-    # a lost file is redone; two workers give the same bytes
-    png.unlink()
-    assert prepare_kitti_raw(raw, out, workers=2, progress=False).written == 1
+    assert not again.written and len(again.resumed) == 2 and again.counts["maps"] == 0
+    # resumable per drive: a drive whose maps are gone is redone; two workers give the same bytes
+    shutil.rmtree(out / d.key / "proj_depth" / "camz_time")
+    assert prepare_kitti_raw(raw, out, workers=2, progress=False).written == [d.key]
     other = prepare_kitti_raw(raw, tmp_path / "p2", workers=2, progress=False)
-    assert other.written == 24 and png.read_bytes() == (tmp_path / "p2" / png.relative_to(out)).read_bytes()
+    assert other.counts["maps"] == 24 and png.read_bytes() == (tmp_path / "p2" / png.relative_to(out)).read_bytes()
+    assert not list(out.rglob("*.partial-*"))
 
 
 def test_prepare_skips_bad_drives_and_reports(raw, tmp_path):
@@ -185,12 +188,12 @@ def test_prepare_skips_bad_drives_and_reports(raw, tmp_path):
     binf = date / "2014_12_08_drive_0004_sync" / "velodyne_points" / "data" / "0000000002.bin"
     binf.write_bytes(binf.read_bytes()[:1000])  # 1000 = 62.5 points
     report = prepare_kitti_raw(bad, tmp_path / "out", workers=2, progress=False)
-    reasons = {s["what"]: s["reason"] for s in report.skipped}
+    reasons = report.skipped
     assert "no such timestamps file" in reasons["2014_12_08/2014_12_08_drive_0002_sync"]
     assert "mismatched frame counts" in reasons["2014_12_08/2014_12_08_drive_0003_sync"]
     assert "1000 bytes is not a multiple of 16" in reasons["2014_12_08/2014_12_08_drive_0004_sync frame 2"]
-    assert report.written == (6 + 5 + 6) * 2  # drives 1, 4 (minus the broken scan), 5
-    assert "skipped 3" in report.summary()
+    assert report.counts["maps"] == (6 + 5 + 6) * 2  # drives 1, 4 (minus the broken scan), 5
+    assert "3 skipped" in report.summary() and report.exit_code == 1
     (tmp_path / "empty").mkdir()
     with pytest.raises(UsageError, match="no drives found"):
         prepare_kitti_raw(tmp_path / "empty", tmp_path / "o2", progress=False)
@@ -199,8 +202,8 @@ def test_prepare_skips_bad_drives_and_reports(raw, tmp_path):
 def test_dataset_serves_half_resolution_unassociated_samples(raw, prepared):
     out, report = prepared
     ds = KittiDepthDataset(raw, out)
-    assert ds.dropped_stationary == 2 * report.stationary
-    assert len(ds) == 2 * (12 - report.stationary) and ds.missing == 0
+    assert ds.dropped_stationary == 2 * report.counts["stationary"]
+    assert len(ds) == 2 * (12 - report.counts["stationary"]) and ds.missing == 0
     cams = {ds[i]["name"].split("/")[2] for i in range(len(ds))}
     assert cams == {"image_02", "image_03"}
     s = ds[0]

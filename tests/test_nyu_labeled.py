@@ -133,7 +133,7 @@ def test_prepare_nyu_labeled_writes_pairs_lists_and_hashes(labeled, tmp_path):
     assert m["counts"] == {"labeled": N, "train": 4, "test": 2}
     for rel, digest in m["files"].items():
         assert hashlib.sha256((out / rel).read_bytes()).hexdigest() == digest
-    assert json.loads((out / "manifest.json").read_text())["files"] == m["files"]
+    assert json.loads((out / "index.json").read_text())["files"] == m["files"]
     assert (out / "test" / "test_files_with_gt.txt").read_text().splitlines() == [
         "kitchen/rgb_00001.png kitchen/sync_depth_00001.png 518.8579",
         "kitchen/rgb_00004.png kitchen/sync_depth_00004.png 518.8579"]
@@ -151,7 +151,7 @@ def test_prepare_nyu_labeled_writes_pairs_lists_and_hashes(labeled, tmp_path):
             assert np.array_equal(sa["image"].numpy(), sb["image"].numpy())
             np.testing.assert_allclose(sa["depth"].numpy(), sb["depth"].numpy(), atol=5e-4)
     assert NYULabeledDataset(p, s, "train", half_resolution=True)[0]["image"].shape == (3, H // 2, W // 2)
-    with pytest.raises(UsageError, match="already exists"):
+    with pytest.raises(UsageError, match="already holds files"):
         prepare_nyu_labeled(p, s, out, progress=False)
 
 

@@ -4,6 +4,8 @@ synchronisation, registration against exact ground truth, prepare (resume, no ov
 import json
 import os
 import shutil
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -149,7 +151,7 @@ def test_prepared_depth_matches_the_ground_truth(raw_dir, prepared):
             assert 0.6 < v.mean() < 0.95, v.mean()  # the depth camera sees less than the RGB camera
             assert np.median(rel) < 0.01, np.median(rel)
             n_frames += 1
-    assert n_frames == report.frames > 0
+    assert n_frames == report.counts["frames"] > 0
     lines = (out / "files_with_gt.txt").read_text().splitlines()
     assert len(lines) == n_frames and lines[0].endswith(" 129.7145")  # focal at 160x120
     ds = NYUSyncDataset(out, list_file=out / "files_with_gt.txt")
@@ -174,14 +176,16 @@ def test_prepare_resumes_and_never_overwrites_silently(raw_dir, prepared, tmp_pa
     shutil.copytree(prepared[0], out)
     first, second = sorted(p.name for p in _scenes(raw_dir))
     stamp = os.stat(out / first / "sync_depth_00000.png").st_mtime_ns
-    # an interrupted run: the second scene never finished, a stale partial folder is left behind
+    # a killed run: the second scene never finished, a stale partial folder of a dead process is left
     shutil.rmtree(out / second)
-    (out / f"{second}.partial").mkdir()
-    (out / f"{second}.partial" / "junk").write_text("x")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (out / f"{second}.partial-{dead.pid}").mkdir()
+    (out / f"{second}.partial-{dead.pid}" / "junk").write_text("x")
     r = prepare_nyu_raw(raw_dir, out, workers=1, progress=False)
     assert r.resumed == [first] and r.written == [second] and not r.skipped
     assert os.stat(out / first / "sync_depth_00000.png").st_mtime_ns == stamp
-    assert not (out / f"{second}.partial").exists()
+    assert not (out / f"{second}.partial-{dead.pid}").exists()
     # a folder that is not a finished scene is left alone and reported
     shutil.rmtree(out / second)
     (out / second).mkdir()
@@ -228,7 +232,7 @@ def test_prepare_skips_bad_scenes_and_reports_them(raw_dir, tmp_path):
     assert truncated in r.skipped["truncated"] and "truncated" in r.skipped["truncated"]
     assert "no depth frames" in r.skipped["nodepth"] and "no depth frames" in r.skipped["empty"]
     assert "out of order" in r.skipped["order"]
-    assert not any(p.name.endswith(".partial") for p in (tmp_path / "out").iterdir())
+    assert not any(".partial" in p.name for p in (tmp_path / "out").iterdir())
     assert not (tmp_path / "out" / "truncated").exists()
     assert "skipped truncated" in r.summary()
 
@@ -272,7 +276,7 @@ def test_prepare_a_scene_of_real_kinect_frames(shared_data, tmp_path):
         shutil.copyfile(src / "NYU_color.ppm", scene / format_raw_name("r", t, 100 + i))
         shutil.copyfile(src / "NYU_depth.pgm", scene / format_raw_name("d", t + 0.01, 900 + i))
     r = prepare_nyu_raw(tmp_path / "raw", tmp_path / "sync", workers=1, rgb_format="png", progress=False)
-    assert r.written == ["basement_real"] and r.frames == 2
+    assert r.written == ["basement_real"] and r.counts["frames"] == 2
     raw = read_kinect_disparity(src / "NYU_depth.pgm")
     depth = read_depth_png_mm(tmp_path / "sync/basement_real/sync_depth_00001.png")
     np.testing.assert_allclose(depth, register_depth(raw, min_max_mask=True), atol=5e-4)
@@ -302,10 +306,11 @@ def test_prepare_interrupted_then_resumed(raw_dir, tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         prepare_nyu_raw(raw_dir, tmp_path / "out", workers=1, progress=False)
     assert (tmp_path / "out" / first / "sync.json").is_file() and not (tmp_path / "out" / second).exists()
+    assert not any(".partial" in p.name for p in (tmp_path / "out").iterdir())  # nothing half-written
     monkeypatch.setattr(nyu, "_prepare_frame", real)
     r = prepare_nyu_raw(raw_dir, tmp_path / "out", workers=1, progress=False)
     assert r.resumed == [first] and r.written == [second]
-    assert not any(p.name.endswith(".partial") for p in (tmp_path / "out").iterdir())
+    assert not any(".partial" in p.name for p in (tmp_path / "out").iterdir())
     ref = prepare_nyu_raw(raw_dir, tmp_path / "ref", workers=1, progress=False)
-    assert ref.frames == r.frames + n_first
+    assert ref.counts["frames"] == r.counts["frames"] + n_first
     assert (tmp_path / "out" / "files_with_gt.txt").read_text() == (tmp_path / "ref" / "files_with_gt.txt").read_text()

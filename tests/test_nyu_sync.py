@@ -56,7 +56,7 @@ def test_same_spec_same_bytes(small_dataset, tmp_path):
 
 def test_refuses_to_overwrite_and_ensure_is_idempotent(small_dataset, tmp_path):
     root, spec = small_dataset
-    with pytest.raises(UsageError, match="already holds an mdlearn dataset"):
+    with pytest.raises(UsageError, match="already holds files of mdlearn-indoor-sync"):
         write_indoor_dataset(root, spec, progress=False)
     assert is_complete(root, spec)
     mtime = (root / "index.json").stat().st_mtime_ns
@@ -65,7 +65,7 @@ def test_refuses_to_overwrite_and_ensure_is_idempotent(small_dataset, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
-    with pytest.raises(UsageError, match="already holds files"):
+    with pytest.raises(UsageError, match="not written by mdlearn-indoor-sync"):
         ensure_indoor_dataset(other, spec, progress=False)
     assert (other / "notes.txt").read_text() == "mine"
 

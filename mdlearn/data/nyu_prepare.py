@@ -12,45 +12,29 @@ import hashlib
 import json
 import multiprocessing as mp
 import os
+import re
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import FormatError, MdlearnError, UsageError
-from ..jobs import check_output_folder, staged_folder
+from ..jobs import (JobReport, check_output_folder, input_id, open_resumable_output, publish, run_tasks, stage,
+                    staged_folder, write_manifest)
 from .formats import write_depth_png_mm, write_rgb
 from .kinect import NYU_KINECT, parse_raw_name, read_kinect_disparity, read_kinect_ppm, register_depth, undistort_rgb
 from .nyu import (NYU_LABELED_COUNT, NYU_TEST_COUNT, NYU_TRAIN_COUNT, NYULabeled, SyncResult, list_raw_scene,
                   read_splits, synchronise)
 
-__all__ = ["PrepareReport", "prepare_nyu_raw", "prepare_nyu_labeled"]
+__all__ = ["prepare_nyu_raw", "prepare_nyu_labeled", "FORMAT_NAME", "LABELED_FORMAT_NAME"]
 
 # ------------------------------------------------------------------------------ prepare nyu-raw
 
-PREPARE_NAME = "prepare.json"
-SCENE_REPORT = "sync.json"
+FORMAT_NAME = "mdlearn-nyu-sync-from-raw"
+LABELED_FORMAT_NAME = "mdlearn-nyu-labeled"
+SCENE_REPORT = "sync.json"  # per scene: which raw files each output came from (data, and the finished mark)
 ALL_LIST = "files_with_gt.txt"
-
-
-@dataclass
-class PrepareReport:
-    """What :func:`prepare_nyu_raw` did: scenes written now, found finished, skipped (with why)."""
-
-    out: Path
-    written: list[str] = field(default_factory=list)
-    resumed: list[str] = field(default_factory=list)
-    skipped: dict[str, str] = field(default_factory=dict)
-    frames: int = 0
-    dropped_one_to_many: int = 0
-
-    def summary(self) -> str:
-        lines = [f"{self.out}: {len(self.written)} scenes prepared ({self.frames} frames, "
-                 f"{self.dropped_one_to_many} one-to-many depth frames dropped), {len(self.resumed)} already done, "
-                 f"{len(self.skipped)} skipped"]
-        lines += [f"  skipped {name}: {why}" for name, why in sorted(self.skipped.items())]
-        return "\n".join(lines)
+_STAGING = re.compile(r".*\.(partial|old)(-\d+)?")
 
 
 def _prepare_frame(task: tuple) -> tuple:
@@ -93,28 +77,33 @@ def _scene_dirs(raw_dir: Path, out: Path) -> list[Path]:
     if any(parse_raw_name(p.name) for p in raw_dir.iterdir() if p.is_file()):
         return [raw_dir]  # RAW_DIR is itself one scene
     return sorted(p for p in raw_dir.iterdir() if p.is_dir() and not p.name.startswith((".", "_"))
-                  and p.resolve() != out.resolve() and not p.name.endswith(".partial"))
+                  and p.resolve() != out.resolve() and not _STAGING.fullmatch(p.name))
 
 
 def prepare_nyu_raw(raw_dir: str | os.PathLike, out: str | os.PathLike, workers: int = 2, overwrite: bool = False,
                     min_max_mask: bool = True, rgb_format: str = "jpg", value: str = "rgb",
-                    progress: bool = True) -> PrepareReport:
+                    progress: bool = True) -> JobReport:
     """Turn raw NYU scene folders (synthetic or real) into the sync layout (Chapter 2).
 
     For every scene: :func:`list_raw_scene`, :func:`synchronise`, then for each kept pair the
     undistorted RGB image (``rgb_XXXXX.<rgb_format>``) and the depth registered to it
     (``sync_depth_XXXXX.png``, uint16 mm), plus ``sync.json`` (which raw files each output came
     from, the dropped frames, the counts). ``OUT/files_with_gt.txt`` lists every finished scene;
-    ``OUT/prepare.json`` records the settings and what happened.
+    ``OUT/index.json`` (the job manifest) records the settings and what happened.
 
-    * **Resumable**: a scene is written into ``OUT/<scene>.partial`` and renamed when complete,
-      so after an interruption the finished scenes are kept and only the others are redone.
-    * **No silent overwrite**: finished scenes are skipped (reported as already done) unless
-      ``overwrite``; a folder that is not a finished scene is left alone and reported; running
-      again with different settings is an error unless ``overwrite``.
+    * **Resumable per scene**: a scene is written into ``OUT/<scene>.partial-<pid>`` and renamed
+      when complete (:mod:`mdlearn.jobs`); after an interruption the finished scenes are kept and
+      only the others are redone (partial folders of dead runs are removed).
+    * **No silent overwrite**: finished scenes are kept (reported as already done) unless
+      ``overwrite``; a folder that is not a finished scene is left alone and reported; another
+      job's or a foreign non-empty ``OUT`` is refused; running again with other settings (or
+      another input) is refused unless ``overwrite``, which redoes every scene.
     * **Bad scenes** (no depth frames, timestamps out of order, a truncated file, ...) are
-      skipped with the reason in the report; the other scenes go on.
+      skipped with the reason in the report; the other scenes go on. No scene at all is a
+      :class:`~mdlearn.errors.UsageError`.
     * ``workers`` processes register frames in parallel (default 2).
+
+    Returns a :class:`~mdlearn.jobs.JobReport` (unit: scene; counts: frames, one-to-many drops).
     """
     raw_dir, out = Path(raw_dir), Path(out)
     if not raw_dir.is_dir():
@@ -125,33 +114,27 @@ def prepare_nyu_raw(raw_dir: str | os.PathLike, out: str | os.PathLike, workers:
         raise UsageError(f"rgb format must be jpg or png, got {rgb_format!r}")
     if value not in ("rgb", "toolbox"):
         raise UsageError(f"value must be 'rgb' or 'toolbox', got {value!r}")
-    settings = {"min_max_mask": bool(min_max_mask), "rgb_format": rgb_format, "value": value}
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise UsageError(f"{out}: cannot create the output folder ({e.strerror})") from None
-    state_path = out / PREPARE_NAME
-    if state_path.exists():
-        old = json.loads(state_path.read_text())
-        if old.get("settings") != settings and not overwrite:
-            raise UsageError(f"{out} was prepared with settings {old.get('settings')}, not {settings}; "
-                             "use another output folder or --overwrite")
-    for stale in out.glob("*.partial"):
-        shutil.rmtree(stale, ignore_errors=True)
+    scene_dirs = _scene_dirs(raw_dir, out)
+    if not scene_dirs:
+        raise UsageError(f"{raw_dir}: no raw scenes found (expected scene folders of r-*.ppm, d-*.pgm and "
+                         "a-*.dump files, or such files directly)")
+    settings = {"min_max_mask": bool(min_max_mask), "rgb_format": rgb_format, "value": value,
+                "input": input_id(raw_dir)}
+    open_resumable_output(out, FORMAT_NAME, settings, overwrite)
 
-    report = PrepareReport(out)
+    report = JobReport("prepare nyu-raw", out, "scene", counts={"frames": 0, "one-to-many depth frames dropped": 0})
     results: dict[str, SyncResult] = {}
+    staging: dict[str, Path] = {}
     tasks = []
-    for sd in _scene_dirs(raw_dir, out):
+    for sd in scene_dirs:
         name, target = sd.name, out / sd.name
         if target.exists():
-            if (target / SCENE_REPORT).is_file() and not overwrite:
-                report.resumed.append(name)
-                continue
-            if not overwrite:
+            if not (target / SCENE_REPORT).is_file():
                 report.skipped[name] = f"{target} exists but is not a finished scene; not overwriting it"
                 continue
-            shutil.rmtree(target)
+            if not overwrite:
+                report.resumed.append(name)
+                continue
         try:
             sync = synchronise(list_raw_scene(sd))
         except MdlearnError as e:
@@ -161,19 +144,17 @@ def prepare_nyu_raw(raw_dir: str | os.PathLike, out: str | os.PathLike, workers:
             report.skipped[name] = f"{sd}: no depth frame has an RGB frame of its own (all {len(sync.dropped)} dropped)"
             continue
         results[name] = sync
-        part = out / f"{name}.partial"
-        part.mkdir()
-        tasks += [(name, k, str(sd / p["rgb"]), str(sd / p["depth"]), str(part), settings)
+        staging[name] = stage(target)
+        tasks += [(name, k, str(sd / p["rgb"]), str(sd / p["depth"]), str(staging[name]), settings)
                   for k, p in enumerate(sync.pairs)]
 
     remaining = {n: len(s.pairs) for n, s in results.items()}
     valid: dict[str, list[float]] = {n: [0.0] * len(s.pairs) for n, s in results.items()}
     failed: dict[str, str] = {}
     sizes: dict[str, list[int]] = {}
-    from tqdm.auto import tqdm
 
     def finish(name: str) -> None:
-        part = out / f"{name}.partial"
+        part = staging.pop(name)
         if name in failed:
             shutil.rmtree(part, ignore_errors=True)
             report.skipped[name] = failed[name]
@@ -184,23 +165,17 @@ def prepare_nyu_raw(raw_dir: str | os.PathLike, out: str | os.PathLike, workers:
                                valid_fraction=round(valid[name][k], 6)) for k, p in enumerate(s.pairs)],
                "dropped": s.dropped}
         (part / SCENE_REPORT).write_text(json.dumps(doc, indent=1))
-        part.rename(out / name)
+        publish(part, out / name)  # with overwrite: replaces this job's own earlier scene
         report.written.append(name)
-        report.frames += len(s.pairs)
-        report.dropped_one_to_many += len(s.dropped)
+        report.counts["frames"] += len(s.pairs)
+        report.counts["one-to-many depth frames dropped"] += len(s.dropped)
 
-    bar = tqdm(total=len(tasks), desc="prepare nyu-raw", unit="frame", disable=not progress)
-    pool = None
+    if workers > 1 and len(tasks) > 1:
+        _warm_caches(tasks)  # forked workers inherit the per-size lookup tables
+    start = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
     try:
-        if workers == 1 or len(tasks) < 2:
-            it = map(_prepare_frame, tasks)
-        else:
-            _warm_caches(tasks)  # forked workers inherit the per-size lookup tables
-            ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
-            pool = ctx.Pool(min(workers, len(tasks)))
-            it = pool.imap_unordered(_prepare_frame, tasks, chunksize=2)
-        for scene, k, vf, err, shape in it:
-            bar.update()
+        for scene, k, vf, err, shape in run_tasks(_prepare_frame, tasks, workers=workers, desc="prepare nyu-raw",
+                                                  unit="frame", progress=progress, start_method=start, chunksize=2):
             if shape is not None:
                 sizes[scene] = [int(shape[1]), int(shape[0])]
             if err is not None and scene not in failed:
@@ -209,14 +184,9 @@ def prepare_nyu_raw(raw_dir: str | os.PathLike, out: str | os.PathLike, workers:
             remaining[scene] -= 1
             if remaining[scene] == 0:
                 finish(scene)
-        if pool is not None:
-            pool.close()
-            pool.join()
-            pool = None
-    finally:
-        bar.close()
-        if pool is not None:  # interrupted: stop the workers; unfinished scenes stay *.partial
-            pool.terminate()
+    finally:  # interrupted: unfinished scenes leave nothing behind
+        for part in staging.values():
+            shutil.rmtree(part, ignore_errors=True)
 
     # the list of everything finished in OUT, and the record of this run
     lines = []
@@ -226,9 +196,8 @@ def prepare_nyu_raw(raw_dir: str | os.PathLike, out: str | os.PathLike, workers:
         for fr in doc["frames"]:
             lines.append(f"{sd.name}/{fr['rgb_out']} {sd.name}/{fr['depth_out']} {focal:.4f}\n")
     (out / ALL_LIST).write_text("".join(lines))
-    state_path.write_text(json.dumps({"format": "mdlearn-nyu-sync-from-raw", "version": 1, "settings": settings,
-                                      "raw_dir": str(raw_dir), "written": report.written, "resumed": report.resumed,
-                                      "skipped": report.skipped, "frames_listed": len(lines)}, indent=1))
+    write_manifest(out, FORMAT_NAME, settings, raw_dir=str(raw_dir), frames_listed=len(lines),
+                   units=sorted(report.written + report.resumed), **report.as_dict())
     return report
 
 
@@ -247,15 +216,15 @@ def prepare_nyu_labeled(labeled_mat: str | os.PathLike, splits_mat: str | os.Pat
     Writes ``OUT/<split>/<sceneType>/rgb_XXXXX.<rgb_format>``, ``sync_depth_XXXXX.png`` (the
     filled ``depths``) and ``raw_depth_XXXXX.png`` (``rawDepths``), XXXXX the 0-based labeled
     index, with ``OUT/<split>/<split>_files_with_gt.txt`` in BTS's line format (so
-    ``NYUSyncDataset(OUT/"test", "test")`` reads it), and ``OUT/manifest.json`` with the counts
+    ``NYUSyncDataset(OUT/"test", "test")`` reads it), and ``OUT/index.json`` (the job manifest) with the counts
     and a SHA-256 per written file. Checks that the split covers the labeled set exactly once
-    and, for the full set, that it is 795/654. Written to ``OUT.partial-<pid>``, renamed at the end.
+    and, for the full set, that it is 795/654. Staged in ``OUT.partial-<pid>`` and renamed at the
+    end (:mod:`mdlearn.jobs`); an existing ``OUT`` is replaced only with ``overwrite`` and only if
+    this job made it. Returns the manifest (``OUT/index.json``).
     """
-    out = Path(out)
     if rgb_format not in ("jpg", "png"):
         raise UsageError(f"rgb format must be jpg or png, got {rgb_format!r}")
-    if out.exists() and (not out.is_dir() or any(out.iterdir())) and not overwrite:
-        raise UsageError(f"{out}: already exists; pass --overwrite to replace it")
+    out = check_output_folder(out, LABELED_FORMAT_NAME, overwrite)
     train, test = read_splits(splits_mat)
     with NYULabeled(labeled_mat) as lab:
         n = len(lab)
@@ -266,7 +235,6 @@ def prepare_nyu_labeled(labeled_mat: str | os.PathLike, splits_mat: str | os.Pat
         if n == NYU_LABELED_COUNT and (len(train), len(test)) != (NYU_TRAIN_COUNT, NYU_TEST_COUNT):
             raise FormatError(f"{splits_mat}: {len(train)}/{len(test)} train/test images, expected "
                               f"{NYU_TRAIN_COUNT}/{NYU_TEST_COUNT}")
-        check_output_folder(out, overwrite=True)
         files: dict[str, str] = {}
         from tqdm.auto import tqdm
 
@@ -289,10 +257,9 @@ def prepare_nyu_labeled(labeled_mat: str | os.PathLike, splits_mat: str | os.Pat
                         bar.update()
                     (tmp / split).mkdir(parents=True, exist_ok=True)
                     (tmp / split / f"{split}_files_with_gt.txt").write_text("".join(lines))
-            manifest = {"format": "mdlearn-nyu-labeled", "version": 1, "source": str(Path(labeled_mat).name),
-                        "source_bytes": Path(labeled_mat).stat().st_size, "splits": str(Path(splits_mat).name),
-                        "counts": {"labeled": n, "train": len(train), "test": len(test)},
-                        "depths": "sync_depth_* = depths (filled, metres -> uint16 mm); raw_depth_* = rawDepths",
-                        "files": files}
-            (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1))
+            manifest = write_manifest(
+                tmp, LABELED_FORMAT_NAME, {"rgb_format": rgb_format}, source=str(Path(labeled_mat).name),
+                source_bytes=Path(labeled_mat).stat().st_size, splits=str(Path(splits_mat).name),
+                counts={"labeled": n, "train": len(train), "test": len(test)},
+                depths="sync_depth_* = depths (filled, metres -> uint16 mm); raw_depth_* = rawDepths", files=files)
     return manifest

@@ -3,7 +3,7 @@
 Introduced in Chapter 3; ``mdlearn synth kitti-raw OUT --drives N --frames-per-drive M`` runs
 :func:`write_kitti_raw`. Layout (that of the real raw data, see :mod:`mdlearn.data.kitti`)::
 
-    OUT/index.json                              # spec, source hash, drives, per-frame speed
+    OUT/index.json                              # the job manifest: spec, source hash, drives, per-frame speed
     OUT/splits/train_files.txt, test_files.txt  # Eigen-format lists, split by drive (last = test)
     OUT/DATE/calib_cam_to_cam.txt, calib_velo_to_cam.txt   # the KITTI rig, resized to the images
     OUT/DATE/DATE_drive_XXXX_sync/
@@ -20,10 +20,7 @@ complete.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
-import multiprocessing as mp
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,13 +31,16 @@ from ..data.formats import write_depth_png_kitti, write_rgb
 from ..data.kitti import (OXTS_FIELDS, write_oxts_packet, write_raw_calibration, write_timestamps,
                           write_velodyne)
 from ..errors import UsageError
-from ..jobs import check_output_folder, staged_folder
+from .. import jobs
+from ..jobs import check_output_folder, run_tasks, staged_folder
 
-__all__ = ["KittiRawSpec", "EgoMotion", "sample_motion", "oxts_packet", "write_kitti_raw", "read_index",
+__all__ = ["KittiRawSpec", "EgoMotion", "sample_motion", "oxts_packet", "write_kitti_raw", "ensure_kitti_raw", "read_index",
            "is_complete", "DATE", "FRAME_PERIOD", "EGO_LANE_Z", "source_hash"]
 
-INDEX_NAME = "index.json"
 FORMAT_NAME = "mdlearn-kitti-raw"
+#: The modules the written drives depend on.
+_SOURCES = ("synthetic/street.py", "synthetic/velodyne.py", "synthetic/kitti_raw.py", "synthetic/raycast.py",
+            "synthetic/textures.py", "synthetic/indoor.py", "camera.py", "data/formats.py", "data/kitti.py")
 #: The recording day of every synthetic drive (folder name ``DATE``).
 DATE = "2014_12_08"
 _EPOCH_NS = int(np.datetime64("2014-12-08T10:00:00", "ns").astype(np.int64))
@@ -153,14 +153,7 @@ def oxts_packet(motion: EgoMotion, t: float, heading: float = 0.3,
 
 def source_hash() -> str:
     """Hash of the sources that determine the written drives."""
-    here = Path(__file__).resolve().parent
-    files = [here / n for n in ("street.py", "velodyne.py", "kitti_raw.py", "raycast.py", "textures.py", "indoor.py")]
-    files += [here.parent / "camera.py", here.parent / "data" / "formats.py", here.parent / "data" / "kitti.py"]
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+    return jobs.source_hash(_SOURCES)
 
 
 def _drive_name(i: int) -> str:
@@ -241,22 +234,14 @@ def _write_splits(root: Path, results: list[dict]) -> None:
 
 
 def read_index(out: str | os.PathLike) -> dict:
-    """The parsed ``index.json`` of a synthetic raw folder."""
-    path = Path(out) / INDEX_NAME
-    with open(path) as fh:
-        index = json.load(fh)
-    if index.get("format") != FORMAT_NAME:
-        raise ValueError(f"{path}: not an mdlearn synthetic KITTI raw index")
-    return index
+    """The parsed ``index.json`` (job manifest) of a synthetic raw folder."""
+    return jobs.read_manifest(out, FORMAT_NAME)
 
 
 def is_complete(out: str | os.PathLike, spec: KittiRawSpec | None = None) -> bool:
-    """Whether ``out`` holds finished drives (made from ``spec`` by this version, if given)."""
-    try:
-        index = read_index(out)
-    except (FileNotFoundError, ValueError, json.JSONDecodeError):
-        return False
-    return spec is None or (index.get("spec") == asdict(spec) and index.get("source_hash") == source_hash())
+    """Whether ``out`` holds finished drives (made from ``spec`` by these sources, if given)."""
+    return jobs.is_current(out, FORMAT_NAME, None if spec is None else asdict(spec),
+                           None if spec is None else source_hash())
 
 
 def write_kitti_raw(out: str | os.PathLike, spec: KittiRawSpec, workers: int | None = None,
@@ -267,45 +252,32 @@ def write_kitti_raw(out: str | os.PathLike, spec: KittiRawSpec, workers: int | N
     Raises :class:`~mdlearn.errors.UsageError` for impossible specs, an occupied ``out`` (unless
     ``overwrite``) or an unwritable location.
     """
-    from tqdm.auto import tqdm
-
     from .velodyne import rig_for_size
 
     spec.validate()
-    out = Path(out).resolve()
-    check_output_folder(out, overwrite, marker=INDEX_NAME)
+    out = check_output_folder(Path(out).resolve(), FORMAT_NAME, overwrite)
     with staged_folder(out) as tmp:
         write_raw_calibration(tmp / DATE, rig_for_size(spec.resolution), calib_time="08-Dec-2014 09:00:00")
         tasks = [(spec, i, str(tmp)) for i in range(spec.drives)]
-        n_workers = max(1, min(workers or os.cpu_count() or 1, spec.drives))
-        bar = tqdm(total=spec.drives, unit="drive", desc=f"synth kitti-raw -> {out.name}", disable=not progress)
-        results = []
-        if n_workers == 1:
-            for task in tasks:
-                results.append(_render_drive(task))
-                bar.update(1)
-        else:
-            with mp.get_context("spawn").Pool(n_workers) as pool:
-                for res in pool.imap_unordered(_render_drive, tasks):
-                    results.append(res)
-                    bar.update(1)
-        bar.close()
+        results = list(run_tasks(_render_drive, tasks, workers=workers or os.cpu_count() or 1,
+                                 desc=f"synth kitti-raw -> {out.name}", unit="drive", progress=progress))
         results.sort(key=lambda r: r["index"])
-        index = {"format": FORMAT_NAME, "version": 1, "spec": asdict(spec), "source_hash": source_hash(),
-                 "date": DATE, "frame_period_s": FRAME_PERIOD,
-                 "truth": {"depth_02": "exact z-depth of image_02, KITTI PNG (uint16, m x 256), 0 = sky",
-                           "velodyne_times": "float32 seconds, point capture time minus the scan timestamp"},
-                 "counts": {"drives": spec.drives, "frames": spec.drives * spec.frames_per_drive},
-                 "drives": results}
         _write_splits(tmp, results)
-        (tmp / INDEX_NAME).write_text(json.dumps(index, indent=1))
+        jobs.write_manifest(
+            tmp, FORMAT_NAME, asdict(spec), source_hash(), date=DATE, frame_period_s=FRAME_PERIOD,
+            truth={"depth_02": "exact z-depth of image_02, KITTI PNG (uint16, m x 256), 0 = sky",
+                   "velodyne_times": "float32 seconds, point capture time minus the scan timestamp"},
+            counts={"drives": spec.drives, "frames": spec.drives * spec.frames_per_drive}, drives=results)
     return out
 
 
 def ensure_kitti_raw(out: str | os.PathLike, spec: KittiRawSpec, workers: int | None = None,
                      progress: bool = True) -> Path:
-    """Generate ``spec`` into ``out`` unless an up-to-date copy is already there (Chapter 3)."""
+    """Generate ``spec`` into ``out`` unless an up-to-date copy is already there; return ``out``.
+
+    Introduced in Chapter 3. Only a folder this writer made is ever replaced.
+    """
     out = Path(out)
     if is_complete(out, spec):
         return out
-    return write_kitti_raw(out, spec, workers=workers, overwrite=(out / INDEX_NAME).is_file(), progress=progress)
+    return write_kitti_raw(out, spec, workers=workers, overwrite=True, progress=progress)

@@ -22,7 +22,7 @@ nearest RGB frame. Each stream is rendered from its own camera:
 
 Layout::
 
-    OUT/manifest.json                       # spec, calibration, scenes
+    OUT/index.json                          # the job manifest: spec, source hash, calibration, scenes
     OUT/<scene>/INDEX.txt                   # every raw file in capture order
     OUT/<scene>/r-<time>-<counter>.ppm      # 640x480 RGB (at resolution 1)
     OUT/<scene>/d-<time>-<counter>.pgm      # raw disparity, little-endian payload
@@ -39,7 +39,6 @@ from __future__ import annotations
 import functools
 import json
 import math
-import multiprocessing as mp
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -51,10 +50,12 @@ from ..data.kinect import (ACCEL_COUNTS_PER_G, NYU_KINECT, RAW_INVALID, AccelRec
                            depth_rays, format_raw_name, metres_to_disparity, write_accel_dump, write_kinect_pgm,
                            write_kinect_ppm)
 from ..errors import FormatError, UsageError
-from ..jobs import check_output_folder, staged_folder
+from .. import jobs
+from ..jobs import check_output_folder, run_tasks, staged_folder
 
-__all__ = ["KinectSpec", "write_nyu_raw", "ensure_nyu_raw", "read_manifest", "render_depth_frame", "simulate_scene", "write_ground_truth", "read_ground_truth",
-           "read_frames_json", "expected_sync", "PROJECTOR_BASELINE", "KINECT_RANGE"]
+__all__ = ["KinectSpec", "write_nyu_raw", "ensure_nyu_raw", "is_complete", "read_manifest", "source_hash",
+           "render_depth_frame", "simulate_scene", "write_ground_truth", "read_ground_truth", "read_frames_json",
+           "expected_sync", "PROJECTOR_BASELINE", "KINECT_RANGE"]
 
 #: Distance of the IR projector from the IR (depth) camera, along the camera's +x axis (metres).
 PROJECTOR_BASELINE = 0.075
@@ -62,7 +63,10 @@ PROJECTOR_BASELINE = 0.075
 KINECT_RANGE = (0.5, 8.5)
 #: Disparity noise (standard deviation in raw units) before quantisation.
 DISPARITY_NOISE = 0.3
-MANIFEST = "manifest.json"
+FORMAT_NAME = "mdlearn-nyu-raw-sim"
+#: The modules the simulated files depend on.
+_SOURCES = ("synthetic/nyu_raw.py", "synthetic/indoor.py", "synthetic/raycast.py", "synthetic/textures.py",
+            "camera.py", "data/kinect.py")
 GT_DIR = "groundtruth"
 
 
@@ -426,73 +430,48 @@ def write_nyu_raw(out: str | os.PathLike, spec: KinectSpec, workers: int = 1, ov
                   progress: bool = True) -> Path:
     """Film ``spec.scenes`` rooms into ``out`` in the NYU raw layout (see the module docstring).
 
-    Introduced in Chapter 2. Written to ``out.partial-<pid>`` and renamed when complete.
+    Introduced in Chapter 2. Staged in ``out.partial-<pid>`` and renamed when complete
+    (:mod:`mdlearn.jobs`); an existing ``out`` is replaced only with ``overwrite`` and only if this
+    writer made it. Returns ``out``.
     """
     spec.validate()
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not overwrite:
-        raise UsageError(f"{out}: already holds files; pass --overwrite to replace it")
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
-    check_output_folder(out, overwrite=True)
+    out = check_output_folder(out, FORMAT_NAME, overwrite)
     with staged_folder(out) as tmp:
         tasks = [(spec, i, str(tmp)) for i in range(spec.scenes)]
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=spec.scenes, desc="synth nyu-raw", unit="scene", disable=not progress)
-        if workers == 1:
-            scenes = []
-            for t in tasks:
-                scenes.append(_scene_worker(t))
-                bar.update()
-        else:
-            with mp.get_context("spawn").Pool(min(workers, spec.scenes)) as pool:
-                scenes = []
-                for s in pool.imap(_scene_worker, tasks):
-                    scenes.append(s)
-                    bar.update()
-        bar.close()
-        manifest = {"format": "mdlearn-nyu-raw-sim", "version": 1, "spec": asdict(spec), "source_hash": source_hash(),
-                    "calibration": {"rgb": spec.calibration.rgb.to_dict(), "depth": spec.calibration.depth.to_dict()},
-                    "scenes": scenes}
-        with open(tmp / MANIFEST, "w") as f:
-            json.dump(manifest, f, indent=1)
+        scenes = sorted(run_tasks(_scene_worker, tasks, workers=workers, desc="synth nyu-raw", unit="scene",
+                                  progress=progress), key=lambda s: s["index"])
+        calib = spec.calibration
+        jobs.write_manifest(tmp, FORMAT_NAME, asdict(spec), source_hash(),
+                            calibration={"rgb": calib.rgb.to_dict(), "depth": calib.depth.to_dict()}, scenes=scenes)
     return out
 
 
 def source_hash() -> str:
     """Hash of the sources that determine the simulated files (simulator, renderer, Kinect model)."""
-    import hashlib
-
-    here = Path(__file__).resolve().parent
-    files = [here / n for n in ("nyu_raw.py", "indoor.py", "raycast.py", "textures.py")]
-    files += [here.parent / "camera.py", here.parent / "data" / "kinect.py"]
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+    return jobs.source_hash(_SOURCES)
 
 
 def read_manifest(out: str | os.PathLike) -> dict:
-    """The ``manifest.json`` of a simulated raw dump (raises ``FileNotFoundError`` if absent)."""
-    with open(Path(out) / MANIFEST) as f:
-        return json.load(f)
+    """The ``index.json`` of a simulated raw dump (:class:`~mdlearn.errors.FormatError` if absent)."""
+    return jobs.read_manifest(out, FORMAT_NAME)
 
 
-def ensure_nyu_raw(out: str | os.PathLike, spec: KinectSpec, workers: int = 1, progress: bool = True) -> bool:
-    """Film ``spec`` into ``out`` unless it already holds exactly that; return whether it (re)wrote.
+def is_complete(out: str | os.PathLike, spec: KinectSpec | None = None) -> bool:
+    """Whether ``out`` holds a finished dump (made from ``spec`` by these sources, if given)."""
+    return jobs.is_current(out, FORMAT_NAME, None if spec is None else asdict(spec),
+                           None if spec is None else source_hash())
+
+
+def ensure_nyu_raw(out: str | os.PathLike, spec: KinectSpec, workers: int = 1, progress: bool = True) -> Path:
+    """Film ``spec`` into ``out`` unless it already holds exactly that; return ``out``.
 
     Introduced in Chapter 2: the chapter regenerates its scenes only when the preset or the
-    simulator's sources changed.
+    simulator's sources changed. Only a folder this writer made is ever replaced: any other
+    non-empty folder at ``out`` is a :class:`~mdlearn.errors.UsageError`.
     """
-    try:
-        m = read_manifest(out)
-        if m.get("spec") == asdict(spec) and m.get("source_hash") == source_hash():
-            return False
-    except (FileNotFoundError, json.JSONDecodeError):
-        pass
-    write_nyu_raw(out, spec, workers=workers, overwrite=True, progress=progress)
-    return True
+    out = Path(out)
+    if is_complete(out, spec):
+        return out
+    return write_nyu_raw(out, spec, workers=workers, overwrite=True, progress=progress)

@@ -16,9 +16,7 @@ leaves a folder that looks finished.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import multiprocessing as mp
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,16 +26,18 @@ import numpy as np
 from ..camera import NYU_RGB, Intrinsics
 from ..data.formats import write_depth_png_mm, write_rgb
 from ..errors import UsageError
-from ..jobs import check_output_folder, staged_folder
+from .. import jobs
+from ..jobs import MANIFEST_NAME as INDEX_NAME
+from ..jobs import check_output_folder, run_tasks, staged_folder
 
 __all__ = ["IndoorSpec", "write_indoor_dataset", "ensure_indoor_dataset", "read_index", "is_complete",
            "source_hash", "INDEX_NAME"]
 
-INDEX_NAME = "index.json"
 FORMAT_NAME = "mdlearn-indoor-sync"
 FORMAT_VERSION = 1
-_HIST_MAX_MM = 20000
-_SOURCES = ("indoor.py", "raycast.py", "textures.py")  # what makes the indoor pixels (layout: FORMAT_VERSION)  # depth histogram range for the statistics (20 m in millimetre bins)
+_HIST_MAX_MM = 20000  # depth histogram range for the statistics (20 m in millimetre bins)
+#: The modules the indoor pixels depend on (the layout itself is FORMAT_VERSION).
+_SOURCES = ("synthetic/indoor.py", "synthetic/raycast.py", "synthetic/textures.py", "camera.py")
 
 
 @dataclass(frozen=True)
@@ -83,43 +83,23 @@ class IndoorSpec:
 
 
 def source_hash() -> str:
-    """Hash of the sources that determine the rendered pixels (renderer, textures, camera, writers).
+    """Hash of the sources that determine the rendered pixels (renderer, textures, camera).
 
-    Stored in ``index.json`` so that data made by an older renderer is recognised as stale. Only
-    the modules the indoor pixels depend on count: other synthetic worlds may change freely.
+    Stored in ``index.json`` (the job manifest, :mod:`mdlearn.jobs`, which here also holds the
+    dataset's views and poses) so that data made by an older renderer is recognised as stale.
     """
-    here = Path(__file__).resolve().parent
-    files = [here / name for name in _SOURCES] + [here.parent / "camera.py"]
-    h = hashlib.sha256()
-    for f in files:
-        h.update(f.name.encode())
-        h.update(f.read_bytes())
-    return h.hexdigest()[:16]
+    return jobs.source_hash(_SOURCES)
 
 
 def read_index(out: str | os.PathLike) -> dict:
-    """The parsed ``index.json`` of a dataset folder (raises ``FileNotFoundError`` if absent)."""
-    path = Path(out) / INDEX_NAME
-    with open(path) as f:
-        index = json.load(f)
-    if index.get("format") != FORMAT_NAME:
-        raise ValueError(f"{path}: not an mdlearn indoor dataset index (format {index.get('format')!r})")
-    return index
+    """The parsed ``index.json`` of a dataset folder (:class:`~mdlearn.errors.FormatError` if absent)."""
+    return jobs.read_manifest(out, FORMAT_NAME)
 
 
 def is_complete(out: str | os.PathLike, spec: IndoorSpec | None = None, check_source: bool = True) -> bool:
     """Whether ``out`` holds a finished dataset (matching ``spec`` and this renderer, if given)."""
-    try:
-        index = read_index(out)
-    except (FileNotFoundError, ValueError, json.JSONDecodeError):
-        return False
-    if index.get("version") != FORMAT_VERSION:
-        return False
-    if spec is not None and index.get("spec") != asdict(spec):
-        return False
-    if check_source and index.get("source_hash") != source_hash():
-        return False
-    return True
+    return jobs.is_current(out, FORMAT_NAME, None if spec is None else asdict(spec),
+                           source_hash() if check_source else None, version=FORMAT_VERSION)
 
 
 def _render_room(task: tuple[IndoorSpec, int, str]) -> dict:
@@ -167,28 +147,15 @@ def write_indoor_dataset(out: str | os.PathLike, spec: IndoorSpec, workers: int 
     (default: one per core, at most one per room). Raises :class:`~mdlearn.errors.UsageError` for
     impossible specs, an occupied ``out`` (unless ``overwrite``) or an unwritable location.
     """
-    from tqdm.auto import tqdm
-
     spec.validate()
-    out = Path(out).resolve()
-    check_output_folder(out, overwrite, marker=INDEX_NAME)
+    out = check_output_folder(Path(out).resolve(), FORMAT_NAME, overwrite)
     with staged_folder(out) as tmp:
         test_rooms = set(spec.test_rooms())
         tasks = [(spec, r, str(tmp)) for r in range(spec.rooms)]
-        n_workers = max(1, min(workers or os.cpu_count() or 1, spec.rooms))
-        results = []
-        bar = tqdm(total=spec.rooms * spec.views_per_room, unit="view", desc=f"synth indoor -> {out.name}",
-                   disable=not progress)
-        if n_workers == 1:
-            for task in tasks:
-                results.append(_render_room(task))
-                bar.update(spec.views_per_room)
-        else:
-            with mp.get_context("spawn").Pool(n_workers) as pool:
-                for res in pool.imap_unordered(_render_room, tasks):
-                    results.append(res)
-                    bar.update(spec.views_per_room)
-        bar.close()
+        results = list(run_tasks(_render_room, tasks, workers=workers or os.cpu_count() or 1,
+                                 desc=f"synth indoor -> {out.name}", unit="view",
+                                 total=spec.rooms * spec.views_per_room, weight=lambda r: len(r["views"]),
+                                 progress=progress))
         results.sort(key=lambda r: r["index"])
         K = spec.intrinsics
         hists = {"train": np.zeros(_HIST_MAX_MM + 1, np.int64), "test": np.zeros(_HIST_MAX_MM + 1, np.int64)}
@@ -202,22 +169,15 @@ def write_indoor_dataset(out: str | os.PathLike, spec: IndoorSpec, workers: int 
                 lists[split].append(f"{v['rgb']} {v['depth']} {K.fx:.4f}")
         for split, lines in lists.items():
             (tmp / f"{split}_files_with_gt.txt").write_text("".join(line + "\n" for line in lines))
-        index = {
-            "format": FORMAT_NAME,
-            "version": FORMAT_VERSION,
-            "spec": asdict(spec),
-            "source_hash": source_hash(),
-            "intrinsics": K.to_dict(),
-            "depth_encoding": "uint16 PNG, millimetres, 0 = invalid; z-depth along the optical axis",
-            "pose_convention": "world_from_camera 4x4; camera x right, y down, z forward; world y up",
-            "counts": {"rooms": spec.rooms, "views": len(views),
-                       "train_views": len(lists["train"]), "test_views": len(lists["test"]),
-                       "test_rooms": len(test_rooms)},
-            "depth_stats": {split: _stats(h) for split, h in hists.items()},
-            "rooms": rooms,
-            "views": views,
-        }
-        (tmp / INDEX_NAME).write_text(json.dumps(index, indent=1))
+        jobs.write_manifest(
+            tmp, FORMAT_NAME, asdict(spec), source_hash(), version=FORMAT_VERSION,
+            intrinsics=K.to_dict(),
+            depth_encoding="uint16 PNG, millimetres, 0 = invalid; z-depth along the optical axis",
+            pose_convention="world_from_camera 4x4; camera x right, y down, z forward; world y up",
+            counts={"rooms": spec.rooms, "views": len(views), "train_views": len(lists["train"]),
+                    "test_views": len(lists["test"]), "test_rooms": len(test_rooms)},
+            depth_stats={split: _stats(h) for split, h in hists.items()},
+            rooms=rooms, views=views)
     return out
 
 
@@ -226,10 +186,9 @@ def ensure_indoor_dataset(out: str | os.PathLike, spec: IndoorSpec, workers: int
     """Generate ``spec`` into ``out`` unless a finished, up-to-date copy is already there.
 
     Introduced in Chapter 1. A folder made by an older version of the renderer, or with another
-    spec, is regenerated if it is an mdlearn dataset; anything else in the way is an error.
+    spec, is regenerated if this writer made it; anything else in the way is an error. Returns ``out``.
     """
     out = Path(out)
     if is_complete(out, spec):
         return out
-    stale = (out / INDEX_NAME).is_file()
-    return write_indoor_dataset(out, spec, workers=workers, overwrite=stale, progress=progress)
+    return write_indoor_dataset(out, spec, workers=workers, overwrite=True, progress=progress)
