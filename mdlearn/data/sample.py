@@ -195,7 +195,8 @@ def _affine(K: CameraIntrinsics, angle: float, translate: Sequence[float], scale
 @register_kernel(F.rotate, CameraIntrinsics)
 def _rotate(K: CameraIntrinsics, angle: float, interpolation: Any = None, expand: bool = False,
             center: Sequence[float] | None = None, fill: Any = None) -> CameraIntrinsics:
-    return _affine_point(K, angle, [0.0, 0.0], 1.0, [0.0, 0.0], center, expand=expand)
+    # F.rotate turns counter-clockwise, F.affine clockwise: the same point map with the opposite angle
+    return _affine_point(K, -angle, [0.0, 0.0], 1.0, [0.0, 0.0], center, expand=expand)
 
 
 def _unsupported(name: str):
