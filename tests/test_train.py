@@ -183,6 +183,10 @@ def test_checkpoint_contents_load_with_weights_only(dataset, tmp_path):
     # the model can be rebuilt from the checkpoint alone
     model = model_from_checkpoint(path, device="cpu")
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in trainer.model.state_dict().items())
+    # the fine stage starts from the coarse stage's weights
+    fine_model = tiny_model(seed=3)
+    load_model_weights(fine_model, path)
+    assert all(torch.equal(v, fine_model.state_dict()[k]) for k, v in trainer.model.state_dict().items())
 
 
 def _one_line(excinfo, *fragments):
@@ -298,3 +302,16 @@ def test_seeded_runs_are_reproducible(dataset, tmp_path):
     b = _run(dataset, tmp_path, steps=2)
     assert all(torch.equal(v, b.model.state_dict()[k]) for k, v in a.model.state_dict().items())
     assert np.isfinite([r["loss"] for r in a.history]).all() and len(a.history) == 1
+
+
+def test_mixed_precision_and_channels_last_path_runs_on_cpu(dataset):
+    # the CUDA path (autocast + channels-last) exercised with CPU bfloat16; the loss stays float32
+    model = tiny_model()
+    cfg = config(samples=4, amp=True, amp_dtype="bfloat16", channels_last=True)
+    trainer = Trainer(model, make_optimizer(model, "coarse", lr_scale=0.1), make_loader(dataset, 2), cfg, device="cpu")
+    batch = next(iter(make_loader(dataset, 2)))
+    assert trainer.compute_loss(batch).dtype == torch.float32
+    history = trainer.fit()
+    assert np.isfinite(history[-1]["loss"]) and trainer.step == 1
+    assert all(p.dtype == torch.float32 for p in model.parameters())
+    assert model.coarse.conv2.weight.is_contiguous(memory_format=torch.channels_last)
