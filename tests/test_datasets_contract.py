@@ -300,3 +300,29 @@ def test_resize_moves_everything_together(sample):
         assert float(sample["depth"][0, sv, su]) == d
         pu, pv = _proj(t["intrinsics"], _back(sample["intrinsics"], su, sv, d))
         assert abs(pu - u) <= 0.5 + 1e-9 and abs(pv - v) <= 0.5 + 1e-9
+
+
+# ------------------------------------------------------------------- defects each Dataset catches
+
+
+def test_a_kitti_map_in_an_nyu_folder_is_refused_naming_the_file(small_dataset, tmp_path):
+    """A depth PNG without an encoding record holding KITTI units (metres x 256) reads as
+    millimetres with maxima near 21.7 m: the Dataset's range check names the file."""
+    import shutil
+
+    from PIL import Image
+
+    root, _ = small_dataset
+    copy = tmp_path / "indoor"
+    shutil.copytree(root, copy)
+    ds = NYUSyncDataset(copy, "train")
+    bad = ds.depth_path(0)
+    Image.fromarray(np.full((120, 160), round(85.0 * 256), np.uint16)).save(bad)
+    with pytest.raises(FormatError, match=rf"{bad}: depth up to 21\.76 m, beyond the 10 m"):
+        ds[0]
+
+
+def test_kitti_unknown_variant_is_a_usage_error(kitti):
+    raw, prep, _ = kitti
+    with pytest.raises(UsageError, match="variant must be one of camz_time"):
+        KittiDepthDataset(raw, prep, variant="camz")  # the prepare --variant, not a ground-truth tag
