@@ -90,10 +90,10 @@ class KittiPaperCrop(v2.Transform):
 
     The raw images are 1242x375 on most dates (1224x370 to 1242x376 on the others), and 1224x368
     fits inside every one of them: the paper cut all its images to this common size. The columns
-    are taken from the middle (9 dropped on each side of a 1242-wide image: lens vignetting is
-    symmetric and the principal point is near the centre), the rows from the bottom (7 dropped
-    at the top of a 375-high image: sky, where the laser has no depth, while the bottom rows are
-    the road where the depth is densest). The intrinsics follow (``cx - left``, ``cy - top``).
+    are taken from the middle (9 dropped on each side of a 1242-wide image, which keeps the
+    principal point, near the centre, where it was relative to the image), the rows from the
+    bottom (7 dropped at the top of a 375-high image: sky, where the laser has no depth, while the
+    bottom rows are the road, where the depth is densest). The paper does not say where it cut. The intrinsics follow (``cx - left``, ``cy - top``).
 
     An image smaller than 1224x368 (a synthetic drive rendered at ``resolution < 1``) is cut to
     the same fraction of 1242x375 instead, so that the pipeline keeps its proportions.
