@@ -6,7 +6,8 @@ from hypothesis.extra.numpy import arrays
 from PIL import Image
 
 from mdlearn.errors import FormatError
-from mdlearn.data.formats import read_depth_png_mm, read_rgb, write_depth_png_mm, write_rgb
+from mdlearn.data.formats import (read_depth_png_kitti, read_depth_png_mm, read_rgb, write_depth_png_kitti,
+                                  write_depth_png_mm, write_rgb)
 
 
 @settings(max_examples=30, deadline=None)
@@ -76,3 +77,20 @@ def test_read_text_errors_name_the_file_and_what_it_is(tmp_path):
         read_text(tmp_path / "bin.txt", "list file")
     (tmp_path / "ok.txt").write_text("a b\n")
     assert read_text(tmp_path / "ok.txt") == "a b\n"
+
+
+def test_the_two_depth_encodings_refuse_each_others_files(tmp_path):
+    """A KITTI map read as millimetres would give 85 m as 21.76 m; a millimetre map read as KITTI
+    would give 10 m as 39 m. mdlearn's writers record the encoding, and each reader refuses the other's."""
+    d = np.array([[0.0, 85.0], [2.5, 40.0]], np.float32)
+    write_depth_png_kitti(tmp_path / "kitti.png", d)
+    write_depth_png_mm(tmp_path / "mm.png", d / 10)
+    with pytest.raises(FormatError, match=r"kitti\.png: this depth PNG is .*KITTI.*read_depth_png_kitti"):
+        read_depth_png_mm(tmp_path / "kitti.png")
+    with pytest.raises(FormatError, match=r"mm\.png: this depth PNG is .*millimetres"):
+        read_depth_png_kitti(tmp_path / "mm.png")
+    np.testing.assert_allclose(read_depth_png_kitti(tmp_path / "kitti.png"), d, atol=1 / 512)
+    np.testing.assert_allclose(read_depth_png_mm(tmp_path / "mm.png"), d / 10, atol=5e-4)
+    # a file without the record (the official benchmark's, BTS's) is read by either: the Dataset checks the range
+    Image.fromarray(np.rint(d * 256).astype(np.uint16)).save(tmp_path / "plain.png")
+    assert read_depth_png_mm(tmp_path / "plain.png").max() == pytest.approx(21.76)

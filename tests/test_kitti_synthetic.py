@@ -15,8 +15,9 @@ from mdlearn.cli import main
 from mdlearn.data import kitti
 from mdlearn.data import kitti_depth as kd
 from mdlearn.data.formats import read_depth_png_kitti, read_rgb
-from mdlearn.data.kitti_dataset import KittiDepthDataset, bottom_crop, downsample_sparse
+from mdlearn.data.kitti_dataset import KittiDepthDataset
 from mdlearn.data.kitti_prepare import prepare_kitti_raw
+from mdlearn.data.transforms import BottomCrop, kitti_paper_input
 from mdlearn.jobs import MANIFEST_NAME
 from mdlearn.errors import UsageError
 from mdlearn.synthetic import street as st
@@ -199,28 +200,28 @@ def test_prepare_skips_bad_drives_and_reports(raw, tmp_path):
         prepare_kitti_raw(tmp_path / "empty", tmp_path / "o2", progress=False)
 
 
-def test_dataset_serves_half_resolution_unassociated_samples(raw, prepared):
+def test_dataset_serves_unassociated_samples_and_the_paper_input(raw, prepared):
     out, report = prepared
     ds = KittiDepthDataset(raw, out)
     assert ds.dropped_stationary == 2 * report.counts["stationary"]
     assert len(ds) == 2 * (12 - report.counts["stationary"]) and ds.missing == 0
     cams = {ds[i]["name"].split("/")[2] for i in range(len(ds))}
     assert cams == {"image_02", "image_03"}
-    s = ds[0]
-    assert s["image"].shape == (3, 47, 155) and s["depth"].shape == (1, 47, 155)
+    full = ds[0]
+    assert full["image"].shape == (3, 94, 310) and full["gt"] == "camz_time"
+    K = kitti.find_drives(raw)[0].calibration().intrinsics(2)
+    assert full["intrinsics"].tolist() == pytest.approx([K.fx, K.fy, K.cx, K.cy])
+    # the paper's input: 1224x368 of 1242x375 at this resolution (306x92), halved
+    s = kitti_paper_input()(full)
+    assert s["image"].shape == (3, 46, 153) and s["depth"].shape == (1, 46, 153)
     assert s["valid"].dtype == torch.bool and torch.equal(s["valid"], s["depth"] > 0)
     assert s["image"].min() >= 0 and s["image"].max() <= 1
-    assert bottom_crop(s["image"]).shape[-2] == 47 - int(0.4 * 47)
-    assert not s["valid"][0, : int(0.25 * 47)].any()  # nothing above the top beam
+    assert BottomCrop()(s)["image"].shape[-2] == 46 - int(0.4 * 46)
+    assert not s["valid"][0, : int(0.25 * 46)].any()  # nothing above the top beam
     entries = [kitti.SplitEntry("2014_12_08/2014_12_08_drive_0002_sync", 1, ("l",)),
                kitti.SplitEntry("2014_12_08/2014_12_08_drive_0002_sync", 99, ("l", "r"))]
     split = KittiDepthDataset(raw, out, entries=entries)
     assert len(split) == 1 and split.missing == 2
-
-
-def test_downsample_sparse_keeps_the_nearest_valid_sample():
-    d = np.array([[0, 5, 0, 0], [7, 0, 0, 0], [1, 2, 0, 3], [3, 4, 0, 0]], np.float32)
-    assert downsample_sparse(d, 2).tolist() == [[5, 0], [1, 3]]
 
 
 def test_cli_synth_and_prepare(tmp_path, capsys):

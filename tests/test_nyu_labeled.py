@@ -12,7 +12,9 @@ from mdlearn.errors import FormatError
 from mdlearn.data.formats import read_depth_png_mm, read_rgb
 from mdlearn.data.nyu import (NYU_EVAL_CROP_COMMON, NYU_EVAL_CROP_TOOLBOX, NYULabeled, eval_crop_mask,
                               read_files_with_gt, read_splits)
+from mdlearn.data.kinect import NYU_KINECT
 from mdlearn.data.nyu_dataset import NYULabeledDataset, NYUSyncDataset
+from mdlearn.data.transforms import nyu_paper_input
 from mdlearn.data.nyu_prepare import prepare_nyu_labeled
 from mdlearn.errors import UsageError
 
@@ -83,9 +85,9 @@ def test_real_sync_pairs_load(shared_data, tmp_path):
         zeros = 1 - s["valid"].float().mean().item()
         assert 0.24 < zeros < 0.34
         assert 0.3 < s["depth"][s["valid"]].min() and s["depth"].max() < 10
-    half = NYUSyncDataset(root, list_file=lst, half_resolution=True)[0]
+    half = NYUSyncDataset(root, list_file=lst, transform=nyu_paper_input())[0]
     assert half["image"].shape == (3, 240, 320) and half["depth"].shape == (1, 240, 320)
-    assert half["focal"] == pytest.approx(518.8579 / 2)
+    assert float(half["intrinsics"][0]) == pytest.approx(518.8579 / 2, abs=1e-3)
 
 
 # ----------------------------------------------------------------------------- the labeled .mat
@@ -150,7 +152,9 @@ def test_prepare_nyu_labeled_writes_pairs_lists_and_hashes(labeled, tmp_path):
             assert sa["name"].split(".")[0] == sb["name"]
             assert np.array_equal(sa["image"].numpy(), sb["image"].numpy())
             np.testing.assert_allclose(sa["depth"].numpy(), sb["depth"].numpy(), atol=5e-4)
-    assert NYULabeledDataset(p, s, "train", half_resolution=True)[0]["image"].shape == (3, H // 2, W // 2)
+    half = NYULabeledDataset(p, s, "train", transform=nyu_paper_input((H // 2, W // 2)))[0]
+    assert half["image"].shape == (3, H // 2, W // 2)
+    assert float(half["intrinsics"][0]) == pytest.approx(NYU_KINECT.rgb.fx * W / 640 / 2)
     with pytest.raises(UsageError, match="already holds files"):
         prepare_nyu_labeled(p, s, out, progress=False)
 

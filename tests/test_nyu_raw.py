@@ -19,6 +19,7 @@ from mdlearn.data.kinect import RAW_INVALID, read_accel_dump, read_kinect_dispar
 from mdlearn.data.nyu import list_raw_scene, nearest_frames, synchronise
 from mdlearn.data.nyu_dataset import NYUSyncDataset
 from mdlearn.data.nyu_prepare import prepare_nyu_raw
+from mdlearn.data.transforms import nyu_paper_input
 from mdlearn.errors import UsageError
 from mdlearn.synthetic.nyu_raw import (PROJECTOR_BASELINE, KinectSpec, _projector_shadow, expected_sync,
                                       read_frames_json, read_ground_truth, write_nyu_raw)
@@ -157,8 +158,9 @@ def test_prepared_depth_matches_the_ground_truth(raw_dir, prepared):
     ds = NYUSyncDataset(out, list_file=out / "files_with_gt.txt")
     s = ds[0]
     assert s["image"].shape == (3, 120, 160) and s["depth"].shape == (1, 120, 160)
-    half = NYUSyncDataset(out, list_file=out / "files_with_gt.txt", half_resolution=True)[0]
-    assert half["image"].shape == (3, 60, 80) and half["focal"] == pytest.approx(s["focal"] / 2)
+    assert float(s["intrinsics"][0]) == pytest.approx(129.7145, abs=1e-4)  # the camera prepare registered into
+    half = NYUSyncDataset(out, list_file=out / "files_with_gt.txt", transform=nyu_paper_input((60, 80)))[0]
+    assert half["image"].shape == (3, 60, 80) and float(half["intrinsics"][0]) == pytest.approx(129.7145 / 2, abs=1e-4)
 
 
 def test_min_max_mask_removes_pixels(raw_dir, tmp_path):

@@ -1,40 +1,52 @@
 """KITTI as a torch ``Dataset``: image + sparse depth target + valid mask (Chapter 3).
 
 Introduced in Chapter 3. Samples are single images: both cameras of a stereo pair become two
-**unassociated** samples, as in the paper (§4.2). Images are served at the paper's input size,
-half resolution; the whole image feeds the coarse network, and :func:`bottom_crop` cuts the
-bottom part, where the laser has depth, for the fine network.
+**unassociated** samples, as in the paper (§4.2). Each is the one sample of
+:func:`mdlearn.data.sample.make_sample` at the size the image has on disk (1242x375 for most
+raw dates), with the intrinsics of its rectified camera (``P_rect_02`` / ``P_rect_03`` of the
+drive's date, read once per date folder). The paper's input (crop to 1224x368, halve to 612x184
+without averaging the sparse depth) and the fine network's bottom crop are transforms:
+:func:`mdlearn.data.transforms.kitti_paper_input`, :class:`~mdlearn.data.transforms.BottomCrop`.
 
-Ground truth comes in named variants (:data:`~mdlearn.data.kitti_depth.GT_VARIANTS`):
-``camz_time``, ``velx_nearest``, ... as written by ``mdlearn prepare kitti-raw`` (folder
-``proj_depth/<variant>_<rule>``), or ``annotated``: the official annotated maps of the KITTI
-depth benchmark (``data_depth_annotated/{train,val}/DRIVE/proj_depth/groundtruth/image_0X``).
-Frames without a map in the chosen variant are counted (:func:`missing_ground_truth`).
+Ground truth comes in named variants (:data:`GT_TAGS`): ``camz_time``, ``velx_nearest``, ... as
+written by ``mdlearn prepare kitti-raw`` (folder ``proj_depth/<variant>_<rule>``), or
+``annotated``: the official annotated maps of the KITTI depth benchmark
+(``data_depth_annotated/{train,val}/DRIVE/proj_depth/groundtruth/image_0X``). Frames without a map
+in the chosen variant are counted (:func:`missing_ground_truth`).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Callable
 
 import numpy as np
-import torch
-from PIL import Image
 from torch.utils.data import Dataset
 
-from ..errors import FormatError
+from ..errors import FormatError, UsageError
 from .formats import read_depth_png_kitti, read_rgb
-from .kitti import CAMERAS, SplitEntry, expand_sides, find_drives, stationary_mask
+from .kitti import CAMERAS, Calibration, SplitEntry, expand_sides, find_drives, read_raw_calibration, read_split, \
+    stationary_mask
+from .kitti_depth import CONFLICT_RULES, GT_VARIANTS
 from .kitti_prepare import depth_path
+from .sample import CameraIntrinsics, make_sample
 
-__all__ = ["KittiDepthDataset", "ground_truth_path", "missing_ground_truth", "downsample_sparse", "bottom_crop",
-           "INPUT_SCALE", "LIDAR_TOP_FRACTION"]
+__all__ = ["KittiDepthDataset", "ground_truth_path", "missing_ground_truth", "GT_TAGS", "KITTI_SPLITS",
+           "KITTI_MAX_RANGE"]
 
-#: The paper halves KITTI's images for the networks (1224x368 -> 612x184).
-INPUT_SCALE = 0.5
-#: The laser sees nothing above about this fraction of the image height (its top beam points 2
-#: degrees up: on the KITTI rig that is row ~148 of 375). The fine network's crop starts here.
-LIDAR_TOP_FRACTION = 0.4
+#: The ground truth a :class:`KittiDepthDataset` can read: ``prepare kitti-raw``'s
+#: ``<variant>_<rule>`` folders and the official ``annotated`` maps.
+GT_TAGS = tuple(f"{v}_{r}" for v in GT_VARIANTS if v != "annotated" for r in CONFLICT_RULES) + ("annotated",)
+#: ``split`` values: every frame of every drive (``"all"``), or the Eigen-style list
+#: ``<raw_dir>/splits/<split>_files.txt`` (``"list"`` labels samples of explicit ``entries``).
+KITTI_SPLITS = ("all", "train", "val", "test", "list")
+#: The HDL-64E's range (metres): a stored depth beyond it is a map in another encoding (a
+#: :class:`~mdlearn.errors.FormatError` naming the file), not a measurement.
+KITTI_MAX_RANGE = 120.0
+
+_GT_LAYOUT = ("prepare kitti-raw's DATE/DATE_drive_XXXX_sync/proj_depth/<variant>_<rule>/image_0X/*.png, or for "
+              "'annotated' data_depth_annotated's {train,val}/DRIVE/proj_depth/groundtruth/image_0X/*.png")
 
 
 def ground_truth_path(depth_dir: str | os.PathLike, drive: str, frame: int, camera: str, variant: str) -> Path | None:
@@ -61,55 +73,62 @@ def missing_ground_truth(entries: list[SplitEntry], depth_dir: str | os.PathLike
     return sum(ground_truth_path(depth_dir, d, f, c, variant) is None for d, f, c in expand_sides(entries))
 
 
-def downsample_sparse(depth: np.ndarray, factor: int) -> np.ndarray:
-    """Shrink a sparse depth map by an integer ``factor``: each output pixel takes the nearest of
-    the valid samples in its block (0 if none); trailing rows/columns that do not fill a block are dropped."""
-    h, w = depth.shape[0] // factor * factor, depth.shape[1] // factor * factor
-    blocks = depth[:h, :w].reshape(h // factor, factor, w // factor, factor).transpose(0, 2, 1, 3)
-    blocks = blocks.reshape(h // factor, w // factor, -1)
-    big = np.where(blocks > 0, blocks, np.inf).min(-1)
-    return np.where(np.isfinite(big), big, 0.0).astype(np.float32)
-
-
-def bottom_crop(x: torch.Tensor, top_fraction: float = LIDAR_TOP_FRACTION) -> torch.Tensor:
-    """The bottom part of ``(..., H, W)`` from row ``int(top_fraction * H)``: what the fine network sees."""
-    return x[..., int(top_fraction * x.shape[-2]):, :]
-
-
 class KittiDepthDataset(Dataset):
     """Images of KITTI raw drives with their sparse depth (Chapter 3).
 
-    Each sample is a dict: ``image`` (3, h, w) float32 in [0, 1], ``depth`` (1, h, w) float32
-    metres (0 = no laser point), ``valid`` (1, h, w) bool, ``name`` (``DATE/DRIVE/image_0X/N``),
-    ``variant``. ``h, w`` are the image size times ``scale`` (default :data:`INPUT_SCALE`).
+    Each item is the sample of :func:`~mdlearn.data.sample.make_sample`: ``image`` (3, H, W),
+    ``depth`` (1, H, W) metres (0 = no laser point), ``valid``, ``intrinsics`` from ``P_rect`` of
+    the image's camera, ``name`` ``DATE/DRIVE/image_0X/NNNNNNNNNN``, ``dataset="kitti"``,
+    ``split``, ``gt`` = ``variant``; full resolution, passed through ``transform`` if given
+    (:func:`~mdlearn.data.transforms.kitti_paper_input` for the paper's 612x184).
 
     Args:
-        raw_dir: the raw drives (``DATE/DATE_drive_XXXX_sync``).
+        raw_dir: the raw drives (``DATE/DATE_drive_XXXX_sync``, calibration files in ``DATE/``).
         depth_dir: the output of ``prepare kitti-raw`` (or ``data_depth_annotated`` for ``annotated``).
-        variant: ``camz_time``, ``camz_nearest``, ``velx_time``, ``velx_nearest`` or ``annotated``.
-        entries: a split (:func:`~mdlearn.data.kitti.read_split`); default: every frame of every
-            drive, both cameras.
-        drop_stationary: leave out frames where the car stands still (OXTS speed, only when
-            ``entries`` is not given; the count is in ``self.dropped_stationary``).
+        variant: one of :data:`GT_TAGS` (``camz_time``, ``camz_nearest``, ``velx_time``,
+            ``velx_nearest``, ``annotated``).
+        split: ``"all"`` (every frame of every drive, both cameras), ``"train"`` / ``"val"`` /
+            ``"test"`` (the list ``<raw_dir>/splits/<split>_files.txt``), or the label of
+            ``entries`` (default ``"list"``).
+        entries: a split (:func:`~mdlearn.data.kitti.read_split`) to serve instead.
+        drop_stationary: leave out frames where the car stands still (OXTS speed, only for
+            ``split="all"``; the count is in ``self.dropped_stationary``).
         skip_missing: leave out images without ground truth (counted in ``self.missing``)
             instead of failing.
-        scale: image scale; the depth is shrunk by ``round(1 / scale)`` with :func:`downsample_sparse`.
+        max_depth: a stored depth beyond this is a :class:`~mdlearn.errors.FormatError`.
+
+    Raises :class:`~mdlearn.errors.UsageError` for an unknown ``variant`` or ``split``, and
+    :class:`~mdlearn.errors.FormatError` (naming the folder and the expected layout) when
+    ``raw_dir`` holds no drives or ``depth_dir`` holds no ground truth for any of the images.
     """
 
     def __init__(self, raw_dir: str | os.PathLike, depth_dir: str | os.PathLike, variant: str = "camz_time",
                  entries: list[SplitEntry] | None = None, drop_stationary: bool = True,
                  stationary_threshold: float | None = None, skip_missing: bool = True,
-                 scale: float = INPUT_SCALE, transform=None):
-        self.raw_dir, self.depth_dir, self.variant = Path(raw_dir), Path(depth_dir), variant
-        self.scale, self.transform = scale, transform
-        factor = round(1 / scale)
-        if abs(factor * scale - 1) > 1e-6:
-            raise ValueError(f"scale must be 1/n for an integer n, got {scale}")
-        self.factor = factor
+                 transform: Callable[[dict], Any] | None = None, split: str | None = None,
+                 max_depth: float = KITTI_MAX_RANGE):
+        if variant not in GT_TAGS:
+            raise UsageError(f"variant must be one of {', '.join(GT_TAGS)}, got {variant!r}")
+        allowed = ("train", "val", "test", "list") if entries is not None else ("all", "train", "val", "test")
+        split = allowed[-1 if entries is not None else 0] if split is None else split
+        if split not in allowed:
+            raise UsageError(f"split must be one of {', '.join(allowed)}"
+                             f"{' (with entries=)' if entries is not None else ''}, got {split!r}")
+        self.raw_dir, self.depth_dir, self.variant, self.split = Path(raw_dir), Path(depth_dir), variant, split
+        self.transform, self.max_depth = transform, max_depth
+        self._calibrations: dict[str, Calibration] = {}
         self.dropped_stationary = 0
+        drives = find_drives(self.raw_dir)
+        if not drives:
+            raise FormatError(f"{self.raw_dir}: no drives (expected the KITTI raw layout "
+                              "DATE/DATE_drive_XXXX_sync/image_0X/data/*.png with the calibration files in DATE/)")
+        if not self.depth_dir.is_dir():
+            raise FormatError(f"{self.depth_dir}: ground-truth folder not found (expected {_GT_LAYOUT})")
+        if entries is None and split != "all":
+            entries = read_split(self.raw_dir / "splits" / f"{split}_files.txt")
         if entries is None:
             items = []
-            for d in find_drives(self.raw_dir):
+            for d in drives:
                 frames = d.frames
                 keep = np.ones(len(frames), bool)
                 if drop_stationary:
@@ -127,9 +146,36 @@ class KittiDepthDataset(Dataset):
                 self.missing += 1
                 continue
             self.items.append((d, f, c, p))
+        if items and not self.items:
+            raise FormatError(f"{self.depth_dir}: no {variant} ground truth for any of the {len(items)} images "
+                              f"(expected {_GT_LAYOUT})")
 
     def __len__(self) -> int:
         return len(self.items)
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(root={str(self.raw_dir)!r}, split={self.split!r}, size={len(self)}, "
+                f"variant={self.variant!r}, depth_dir={str(self.depth_dir)!r})")
+
+    def calibration(self, drive: str) -> Calibration:
+        """The calibration of ``drive``'s date folder (read once per date)."""
+        date = drive.split("/")[0]
+        if date not in self._calibrations:
+            self._calibrations[date] = read_raw_calibration(self.raw_dir / date)
+        return self._calibrations[date]
+
+    def intrinsics(self, drive: str, camera: str, height: int, width: int) -> CameraIntrinsics:
+        """``[fx, fy, cx, cy]`` of rectified ``camera`` of ``drive`` from its ``P_rect_0X``, for an
+        image of ``height`` x ``width`` (a :class:`~mdlearn.errors.FormatError` if the calibration
+        states another size)."""
+        calib = self.calibration(drive)
+        cam = CAMERAS[camera]
+        stated = calib.image_size.get(cam)
+        if stated is not None and tuple(stated) != (width, height):
+            raise FormatError(f"{calib.source}: S_rect_0{cam} is {stated[0]}x{stated[1]} but the {camera} images of "
+                              f"{drive} are {width}x{height}")
+        K = calib.intrinsics(cam, size=(width, height))
+        return CameraIntrinsics([K.fx, K.fy, K.cx, K.cy], canvas_size=(height, width))
 
     def __getitem__(self, i: int) -> dict:
         d, f, c, p = self.items[i]
@@ -141,11 +187,7 @@ class KittiDepthDataset(Dataset):
         if depth.shape != rgb.shape[:2]:
             raise FormatError(f"{p}: depth is {depth.shape[1]}x{depth.shape[0]} but {img_path} is "
                               f"{rgb.shape[1]}x{rgb.shape[0]}")
-        depth = downsample_sparse(depth, self.factor)
-        h, w = depth.shape
-        if (h, w) != rgb.shape[:2]:
-            rgb = np.asarray(Image.fromarray(rgb).resize((w, h), Image.BILINEAR, reducing_gap=None))
-        image = torch.from_numpy(np.array(rgb)).permute(2, 0, 1).float() / 255.0
-        dt = torch.from_numpy(depth)[None]
-        sample = {"image": image, "depth": dt, "valid": dt > 0, "name": f"{d}/{c}/{f:010d}", "variant": self.variant}
-        return self.transform(sample) if self.transform else sample
+        K = self.intrinsics(d, c, *rgb.shape[:2])
+        sample = make_sample(rgb, depth, K, name=f"{d}/{c}/{f:010d}", dataset="kitti", split=self.split,
+                             gt=self.variant, max_depth=self.max_depth, source=str(p))
+        return self.transform(sample) if self.transform is not None else sample
