@@ -61,6 +61,14 @@ def test_round_trip_equals_the_resized_source(source_root, tmp_path):
     check_sample(paper_augmentation("nyu", input_size=(48, 64))(cached[0]))
 
 
+def test_workers_write_the_same_cache(source_root, tmp_path):
+    src = NYUSyncDataset(source_root, "train")
+    a = ensure_cache(src, tmp_path / "a", size=SIZE, split="train", progress=False)
+    b = ensure_cache(src, tmp_path / "b", size=SIZE, split="train", workers=2, progress=False)
+    for f in ("images.npy", "depth.npy", "intrinsics.npy", "meta.json", "index.json"):
+        assert (a / "train" / f).read_bytes() == (b / "train" / f).read_bytes()
+
+
 def test_unchanged_source_is_reused_and_a_changed_list_regenerates(source_root, tmp_path):
     out = tmp_path / "cache"
     src = NYUSyncDataset(source_root, "train")

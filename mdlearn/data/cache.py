@@ -178,12 +178,30 @@ def _split_of(source: Dataset) -> str:
     return str(first.get("split", "train")) if isinstance(first, dict) else "train"
 
 
+class _Resized(Dataset):
+    """The source's samples through the resize (what the cache stores), for a ``DataLoader``."""
+
+    def __init__(self, source: Dataset, resize: Callable, split: str):
+        self.source, self.resize, self.split = source, resize, split
+
+    def __len__(self) -> int:
+        return len(self.source)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return self.resize(_to_sample(self.source[i], self.split))
+
+
+def _unbatched(sample: Any) -> Any:
+    return sample
+
+
 def write_cache(source: Dataset, out: str | os.PathLike, size: tuple[int, int], resize: Callable | None = None,
-                split: str | None = None, overwrite: bool = False, progress: bool = True) -> Path:
+                split: str | None = None, overwrite: bool = False, workers: int = 0, progress: bool = True) -> Path:
     """Write ``source`` resized to ``size = (h, w)`` into ``out/<split>`` (see the module docstring).
 
     Introduced in Chapter 5. ``resize`` maps a sample to one of ``size`` (default
-    :class:`ResizeSample`); ``split`` defaults to the source's. Complete or absent: the split
+    :class:`ResizeSample`); ``split`` defaults to the source's. ``workers`` processes decode and
+    resize (a ``DataLoader``; 0 = this process), in order. Complete or absent: the split
     folder is staged and renamed when every sample is written. Raises
     :class:`~mdlearn.errors.UsageError` if ``out/<split>`` is occupied and ``overwrite`` is false,
     :class:`~mdlearn.errors.FormatError` if a resized sample is not ``size``. Returns ``out``.
@@ -204,8 +222,10 @@ def write_cache(source: Dataset, out: str | os.PathLike, size: tuple[int, int], 
         depth = np.lib.format.open_memmap(tmp / "depth.npy", mode="w+", dtype=DEPTH_DTYPE, shape=(n, 1, h, w))
         intrinsics = np.zeros((n, 4), np.float64)
         meta: dict[str, list[str]] = {"name": [], "dataset": [], "split": [], "gt": []}
-        for i in tqdm(range(n), desc=f"cache {split} -> {out.name}", unit="sample", disable=not progress):
-            sample = resize(_to_sample(source[i], split))
+        loader = torch.utils.data.DataLoader(_Resized(source, resize, split), batch_size=None, shuffle=False,
+                                             num_workers=max(0, int(workers)), collate_fn=_unbatched)
+        for i, sample in enumerate(tqdm(loader, total=n, desc=f"cache {split} -> {out.name}", unit="sample",
+                                        disable=not progress)):
             check_sample(sample, where=f"{type(source).__name__}[{i}] after {type(resize).__name__}")
             if tuple(sample["image"].shape[-2:]) != (h, w):
                 raise FormatError(f"{type(source).__name__}[{i}]: the resize gave {tuple(sample['image'].shape[-2:])}, "
@@ -225,7 +245,8 @@ def write_cache(source: Dataset, out: str | os.PathLike, size: tuple[int, int], 
 
 
 def ensure_cache(source: Dataset, out: str | os.PathLike, size: tuple[int, int] = (240, 320),
-                 resize: Callable | None = None, split: str | None = None, progress: bool = True) -> Path:
+                 resize: Callable | None = None, split: str | None = None, workers: int = 0,
+                 progress: bool = True) -> Path:
     """Make ``out/<split>`` a current cache of ``source`` at ``size = (h, w)``; return ``out``.
 
     Introduced in Chapter 5. A cache made from the same source (class, parameters, list
@@ -239,7 +260,8 @@ def ensure_cache(source: Dataset, out: str | os.PathLike, size: tuple[int, int] 
     if is_current(target, _expected(source, size, resize)):
         return Path(out)
     ours = _read_index(target) is not None
-    return write_cache(source, out, size, resize=resize, split=split, overwrite=ours, progress=progress)
+    return write_cache(source, out, size, resize=resize, split=split, overwrite=ours, workers=workers,
+                       progress=progress)
 
 
 class CachedDataset(Dataset):
