@@ -158,3 +158,22 @@ def test_cached_arrays_are_memory_mapped_with_the_documented_dtypes(source_root,
     assert depth.dtype == np.float16 and depth.shape == (3, 1, *SIZE)
     index = json.loads((out / "train" / "index.json").read_text())
     assert index["version"] == cache_mod.CACHE_VERSION and index["source"]["content"]["entries"]
+
+
+def _identity(x):
+    return x
+
+
+def test_augmented_loading_is_reproducible_through_the_loader_generator(source_root, tmp_path):
+    """The seeding recipe of mdlearn.data.augment: the DataLoader's generator fixes every worker's draws."""
+    out = ensure_cache(NYUSyncDataset(source_root, "train"), tmp_path / "c", size=SIZE, split="train", progress=False)
+    ds = CachedDataset(out, "train", transform=paper_augmentation("nyu", input_size=(48, 64)))
+
+    def run(seed: int) -> list[torch.Tensor]:
+        loader = torch.utils.data.DataLoader(ds, batch_size=None, num_workers=2, collate_fn=_identity,
+                                             generator=torch.Generator().manual_seed(seed))
+        return [s["depth"] for s in loader] + [s["image"] for s in loader]
+
+    a, b, c = run(1), run(1), run(2)
+    assert all(torch.equal(x, y) for x, y in zip(a, b))
+    assert not all(torch.equal(x, y) for x, y in zip(a, c))
