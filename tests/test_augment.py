@@ -161,7 +161,7 @@ def test_flips_and_crops_move_image_depth_mask_and_camera_together(step):
 def rolled_sample(angle: float, step=None) -> tuple[dict, dict, torch.Tensor]:
     """A coded 40x60 sample with holes, turned clockwise by ``angle`` degrees; the roll matrix."""
     src = coded_sample(40, 60, holes=0.2, seed=4, K=(60.0, 60.0, 27.0, 21.0))
-    step = step or v2.RandomAffine((angle, angle), interpolation=v2.InterpolationMode.BILINEAR, fill=0)
+    step = step or v2.RandomAffine((angle, angle), interpolation=v2.InterpolationMode.BILINEAR, fill=None)
     t = -math.radians(angle)  # F.affine turns the image clockwise (F.rotate counter-clockwise)
     R = torch.tensor([[math.cos(t), math.sin(t), 0.0], [-math.sin(t), math.cos(t), 0.0], [0.0, 0.0, 1.0]])
     return src, step(src), R
