@@ -88,6 +88,13 @@ def test_unchanged_source_is_reused_and_a_changed_list_regenerates(source_root, 
     ensure_cache(src2, out, size=(30, 40), split="train", progress=False)
     assert CachedDataset(out, "train")[0]["image"].shape == (3, 30, 40)
     assert not list(tmp_path.glob("cache/*.partial-*")) and not list(tmp_path.glob("cache/*.old-*"))
+    # a cache of an older format version is regenerated
+    index = json.loads((out / "train" / "index.json").read_text())
+    (out / "train" / "index.json").write_text(json.dumps({**index, "version": 0}))
+    before = stamp(out / "train")
+    ensure_cache(src2, out, size=(30, 40), split="train", progress=False)
+    assert stamp(out / "train") != before
+    assert json.loads((out / "train" / "index.json").read_text())["version"] == cache_mod.CACHE_VERSION
 
 
 class Failing(Dataset):
@@ -133,6 +140,10 @@ def test_refuses_to_overwrite_a_folder_it_did_not_write(source_root, tmp_path):
     (out / "train" / "index.json").write_text(json.dumps({"format": "something-else"}))
     with pytest.raises(UsageError):
         ensure_cache(src, out, size=SIZE, split="train", progress=False)
+    # nor another mdlearn job's output (here the synthetic dataset itself)
+    with pytest.raises(UsageError, match="mdlearn-indoor"):
+        ensure_cache(src, source_root.parent, size=SIZE, split=source_root.name, progress=False)
+    assert (source_root / "train_files_with_gt.txt").is_file()
     # and write_cache never overwrites without being asked
     ensure_cache(src, tmp_path / "ok", size=SIZE, split="train", progress=False)
     with pytest.raises(UsageError):
@@ -141,13 +152,15 @@ def test_refuses_to_overwrite_a_folder_it_did_not_write(source_root, tmp_path):
 
 def test_reading_something_that_is_not_a_cache_is_a_format_error(source_root, tmp_path):
     with pytest.raises(FormatError, match="not an mdlearn cache"):
-        CachedDataset(source_root, "train")
-    out = ensure_cache(NYUSyncDataset(source_root, "test"), tmp_path / "c", size=SIZE, split="test",
-                       progress=False)
+        CachedDataset(source_root, "train")  # an mdlearn dataset, but not a cache
+    src = NYUSyncDataset(source_root, "test")
+    out = ensure_cache(src, tmp_path / "c", size=SIZE, split="test", progress=False)
+    expected = cache_mod._expected(src, SIZE, ResizeSample(SIZE))
+    assert cache_mod.is_current(out / "test", *expected)
     os.remove(out / "test" / "depth.npy")
+    assert not cache_mod.is_current(out / "test", *expected)
     with pytest.raises(FormatError, match="incomplete"):
         CachedDataset(out, "test")
-    assert not cache_mod.is_current(out / "test", {})
 
 
 def test_cached_arrays_are_memory_mapped_with_the_documented_dtypes(source_root, tmp_path):
@@ -157,7 +170,7 @@ def test_cached_arrays_are_memory_mapped_with_the_documented_dtypes(source_root,
     assert isinstance(images, np.memmap) and images.dtype == np.uint8 and images.shape == (3, 3, *SIZE)
     assert depth.dtype == np.float16 and depth.shape == (3, 1, *SIZE)
     index = json.loads((out / "train" / "index.json").read_text())
-    assert index["version"] == cache_mod.CACHE_VERSION and index["source"]["content"]["entries"]
+    assert index["version"] == cache_mod.CACHE_VERSION and index["spec"]["source"]["content"]["entries"] and index["format"] == "mdlearn-cache"
 
 
 def _identity(x):

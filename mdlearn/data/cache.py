@@ -30,15 +30,18 @@ resize interpolated it).
 **Staleness.** ``index.json`` records the cache format version, the source's identity
 (:func:`dataset_identity`: its class, parameters and a content hash of its list of samples --
 the parsed list file -- plus the hash of a synthetic dataset's own ``index.json``, which
-changes when the renderer changes) and the resize's description. :func:`ensure_cache` reuses a
-cache whose record matches and regenerates one that does not; it writes through
-:func:`mdlearn.jobs.staged_folder` (complete or absent) and refuses to replace a folder it did
-not write.
+changes when the renderer changes), the resize's description and the hash of the modules that
+turn files into the cached bytes (the Dataset's and the resize's modules, ``formats``,
+``sample``). It is an ordinary :mod:`mdlearn.jobs` manifest (``format: mdlearn-cache``).
+:func:`ensure_cache` reuses a cache whose record matches and regenerates one that does not; it
+writes through :func:`mdlearn.jobs.staged_folder` (complete or absent) and refuses to replace a
+folder it did not write.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import os
 from collections.abc import Callable
@@ -53,7 +56,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from ..errors import FormatError, UsageError
-from ..jobs import check_output_folder, staged_folder
+from .. import jobs
 from .sample import CameraIntrinsics, check_sample, make_sample
 
 __all__ = ["CachedDataset", "ensure_cache", "write_cache", "dataset_identity", "is_current", "ResizeSample",
@@ -62,7 +65,7 @@ __all__ = ["CachedDataset", "ensure_cache", "write_cache", "dataset_identity", "
 CACHE_FORMAT = "mdlearn-cache"
 #: Bump when the files or their meaning change: older caches are then regenerated.
 CACHE_VERSION = 1
-INDEX_NAME = "index.json"
+INDEX_NAME = jobs.MANIFEST_NAME
 DEPTH_DTYPE = np.float16
 _FILES = ("images.npy", "depth.npy", "intrinsics.npy", "meta.json")
 
@@ -136,27 +139,28 @@ def dataset_identity(ds: Dataset) -> dict[str, Any]:
     return ident
 
 
-def _expected(source: Dataset, size: tuple[int, int], resize: Callable) -> dict[str, Any]:
-    return {"format": CACHE_FORMAT, "version": CACHE_VERSION, "size": [int(size[0]), int(size[1])],
-            "resize": _describe(resize), "source": dataset_identity(source),
-            "depth_dtype": np.dtype(DEPTH_DTYPE).name}
-
-
-def _read_index(folder: Path) -> dict | None:
+def _module_file(obj: Any) -> str | None:
+    """``obj``'s defining module as a path relative to the ``mdlearn`` package (None outside it)."""
     try:
-        index = json.loads((folder / INDEX_NAME).read_text())
-    except (OSError, ValueError):
+        path = Path(inspect.getsourcefile(type(obj) if not inspect.isroutine(obj) else obj) or "").resolve()
+        return str(path.relative_to(Path(jobs.__file__).resolve().parent))
+    except (TypeError, ValueError):
         return None
-    return index if isinstance(index, dict) and index.get("format") == CACHE_FORMAT else None
 
 
-def is_current(folder: str | os.PathLike, expected: dict[str, Any]) -> bool:
-    """Whether ``folder`` (one split) holds a complete cache made as ``expected`` says."""
+def _expected(source: Dataset, size: tuple[int, int], resize: Callable) -> tuple[dict[str, Any], str]:
+    """The manifest ``spec`` of a cache of ``source`` and the hash of the modules that make its bytes."""
+    spec = {"size": [int(size[0]), int(size[1])], "resize": _describe(resize), "source": dataset_identity(source),
+            "depth_dtype": np.dtype(DEPTH_DTYPE).name}
+    modules = {"data/formats.py", "data/sample.py"} | {m for m in (_module_file(source), _module_file(resize)) if m}
+    return spec, jobs.source_hash(sorted(modules))
+
+
+def is_current(folder: str | os.PathLike, spec: dict[str, Any], sources: str | None = None) -> bool:
+    """Whether ``folder`` (one split) holds a complete cache of this version made with ``spec`` (and ``sources``)."""
     folder = Path(folder)
-    index = _read_index(folder)
-    if index is None or not all((folder / f).is_file() for f in _FILES):
-        return False
-    return all(index.get(k) == v for k, v in expected.items())
+    return (all((folder / f).is_file() for f in _FILES)
+            and jobs.is_current(folder, CACHE_FORMAT, spec=spec, sources=sources, version=CACHE_VERSION))
 
 
 def _to_sample(raw: dict[str, Any], split: str) -> dict[str, Any]:
@@ -214,10 +218,10 @@ def write_cache(source: Dataset, out: str | os.PathLike, size: tuple[int, int], 
     resize = resize if resize is not None else ResizeSample((h, w))
     split = split or _split_of(source)
     out = Path(out)
-    target = check_output_folder(out / split, overwrite, marker=INDEX_NAME)
+    target = jobs.check_output_folder(out / split, CACHE_FORMAT, overwrite)
     n = len(source)
-    expected = _expected(source, (h, w), resize)
-    with staged_folder(target) as tmp:
+    spec, sources = _expected(source, (h, w), resize)
+    with jobs.staged_folder(target) as tmp:
         images = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(n, 3, h, w))
         depth = np.lib.format.open_memmap(tmp / "depth.npy", mode="w+", dtype=DEPTH_DTYPE, shape=(n, 1, h, w))
         intrinsics = np.zeros((n, 4), np.float64)
@@ -240,7 +244,7 @@ def write_cache(source: Dataset, out: str | os.PathLike, size: tuple[int, int], 
         del images, depth
         np.save(tmp / "intrinsics.npy", intrinsics)
         (tmp / "meta.json").write_text(json.dumps(meta))
-        (tmp / INDEX_NAME).write_text(json.dumps({**expected, "split": split, "count": n}, indent=1))
+        jobs.write_manifest(tmp, CACHE_FORMAT, spec, sources, version=CACHE_VERSION, split=split, count=n)
     return out
 
 
@@ -257,9 +261,9 @@ def ensure_cache(source: Dataset, out: str | os.PathLike, size: tuple[int, int] 
     resize = resize if resize is not None else ResizeSample((int(size[0]), int(size[1])))
     split = split or _split_of(source)
     target = Path(out) / split
-    if is_current(target, _expected(source, size, resize)):
+    if is_current(target, *_expected(source, size, resize)):
         return Path(out)
-    ours = _read_index(target) is not None
+    ours = jobs.made_by(target) == CACHE_FORMAT
     return write_cache(source, out, size, resize=resize, split=split, overwrite=ours, workers=workers,
                        progress=progress)
 
@@ -278,9 +282,10 @@ class CachedDataset(Dataset):
 
     def __init__(self, path: str | os.PathLike, split: str = "train", transform: Callable | None = None):
         self.folder = Path(path) / split
-        index = _read_index(self.folder)
-        if index is None:
-            raise FormatError(f"{self.folder}: not an mdlearn cache (no readable {INDEX_NAME}); make it with ensure_cache")
+        try:
+            index = jobs.read_manifest(self.folder, CACHE_FORMAT)
+        except FormatError as e:
+            raise FormatError(f"{self.folder}: not an mdlearn cache ({e}); make it with ensure_cache") from None
         if index.get("version") != CACHE_VERSION:
             raise FormatError(f"{self.folder}: cache version {index.get('version')}, this mdlearn reads "
                               f"{CACHE_VERSION}; regenerate it with ensure_cache")
@@ -290,7 +295,7 @@ class CachedDataset(Dataset):
         self.index = index
         self.meta = json.loads((self.folder / "meta.json").read_text())
         self.intrinsics = np.load(self.folder / "intrinsics.npy")
-        self.size = tuple(index["size"])
+        self.size = tuple(index["spec"]["size"])
         self.transform = transform
         self._images: np.ndarray | None = None
         self._depth: np.ndarray | None = None
