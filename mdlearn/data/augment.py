@@ -7,16 +7,14 @@ step). They are applied to samples already at training resolution (NYU 320x240, 
 612x184: the resize that gets them there lives in :mod:`mdlearn.data.transforms` or in the
 cache of :mod:`mdlearn.data.cache`).
 
-======================== =================================== ==================================
-step (paper §3.4)        NYU                                 KITTI (footnote 2)
-======================== =================================== ==================================
-:class:`RandomZoom`      ``s ~ U[1, 1.5]``, depth / ``s``    ``s ~ U[1, 1.2]``
-``v2.RandomAffine``      rotation ``r ~ U[-5, 5]`` degrees   none ("images are horizontal")
-``v2.RandomCrop``        to the input 228x304                to the input 172x576 (the whole
-                                                             half-resolution image, less a margin)
-:class:`RandomColorScale` ``c ~ U[0.8, 1.2]^3``, image only   same
-``v2.RandomHorizontalFlip`` ``p = 0.5``                      same
-======================== =================================== ==================================
+The steps, in the paper's order (NYU values; KITTI's, from its footnote 2, in parentheses):
+
+1. :class:`RandomZoom`: enlarge by ``s ~ U[1, 1.5]`` (KITTI ``U[1, 1.2]``), depth divided by ``s``;
+2. ``v2.RandomAffine``: rotate by ``r ~ U[-5, 5]`` degrees (KITTI: none, "images are horizontal");
+3. ``v2.RandomCrop``: to the network input, 228x304 (KITTI 172x576: nearly the whole
+   612x184 half-resolution image, which goes to the coarse network);
+4. :class:`RandomColorScale`: multiply the image by ``c ~ U[0.8, 1.2]^3``, one factor per channel;
+5. ``v2.RandomHorizontalFlip``: ``p = 0.5``.
 
 :func:`paper_augmentation` composes them; :func:`test_transform` is the deterministic test path
 (one centre crop at scale 1, no rotation or colour change). Each step can be used alone (the
@@ -36,9 +34,9 @@ never leaks into a valid one. Pixels brought in by rotation or crop padding are 
 depth 0 / ``valid`` False (and black in the image). After every step ``valid == valid & (depth > 0)``.
 
 **Why depth is divided by s** (the exact statement, from the pinhole model
-``u = fx X / Z + cx``). Enlarging the image by ``s`` about the principal point is a *zoom*: it
-is exactly the picture a camera with focal length ``s fx`` takes of the *same* world from the
-*same* place, so on its own it keeps every depth. :class:`RandomZoom` then divides the depths by
+``u = fx X / Z + cx``). Enlarging the image by ``s`` is a *zoom*: it is exactly the picture a
+camera with focal length ``s fx`` (its principal point moved with the pixels) takes of the *same*
+world from the *same* place, so on its own it keeps every depth. :class:`RandomZoom` then divides the depths by
 ``s``. By the dollhouse argument of Chapter 1 (a world built ``1/s`` times smaller about the
 camera centre gives the identical image, with every depth divided by ``s``), the augmented pair
 (enlarged image, depth / ``s``) is *exactly* what the zoomed camera sees of the world shrunk by
