@@ -158,11 +158,17 @@ def test_flips_and_crops_move_image_depth_mask_and_camera_together(step):
 # --------------------------------------------------------------------------------------- rotation
 
 
-def rolled_sample(angle: float, step=None) -> tuple[dict, dict, torch.Tensor]:
-    """A coded 40x60 sample with holes, turned clockwise by ``angle`` degrees; the roll matrix."""
+def rolled_sample(angle: float, affine: bool = False) -> tuple[dict, dict, torch.Tensor]:
+    """A coded 40x60 sample with holes, turned counter-clockwise by ``angle`` degrees; the roll matrix.
+
+    ``affine``: the same turn by ``v2.RandomAffine`` (whose angle is clockwise).
+    """
     src = coded_sample(40, 60, holes=0.2, seed=4, K=(60.0, 60.0, 27.0, 21.0))
-    step = step or v2.RandomAffine((angle, angle), interpolation=v2.InterpolationMode.BILINEAR, fill=None)
-    t = -math.radians(angle)  # F.affine turns the image clockwise (F.rotate counter-clockwise)
+    if affine:
+        step = v2.RandomAffine((-angle, -angle), interpolation=v2.InterpolationMode.BILINEAR, fill=None)
+    else:
+        step = v2.RandomRotation((angle, angle), interpolation=v2.InterpolationMode.BILINEAR, fill=None)
+    t = math.radians(angle)  # counter-clockwise on screen (y down)
     R = torch.tensor([[math.cos(t), math.sin(t), 0.0], [-math.sin(t), math.cos(t), 0.0], [0.0, 0.0, 1.0]])
     return src, step(src), R
 
@@ -196,18 +202,15 @@ def test_rotation_brings_in_invalid_pixels_and_never_validates_a_hole(angle):
     assert float(err.abs().max()) <= 0.6 and float(err.mean(0).abs().max()) < 0.05
 
 
-def test_augmentation_rotation_step_is_the_affine_one():
-    steps = [type(t) for t in paper_augmentation("nyu").transforms]
-    assert v2.RandomAffine in steps and v2.RandomRotation not in steps
-
-
-@pytest.mark.xfail(strict=True, reason="mdlearn/data/sample.py registers F.rotate for CameraIntrinsics with +angle; "
-                   "torchvision's rotate turns points by -angle in _affine_keypoints_with_expand (see "
-                   "rotate_keypoints), so the principal point turns the wrong way. Fix there, then drop this mark.")
-def test_v2_random_rotation_moves_the_camera_with_the_image():
-    src, out, R = rolled_sample(5.0, step=v2.RandomRotation((-5.0, -5.0)))  # = clockwise by 5 degrees
-    err = landing_error(src, out, R)
-    assert float(err.abs().max()) <= 0.6 and float(err.mean(0).abs().max()) < 0.05
+def test_affine_rotation_agrees_with_rotate():
+    """F.affine turns clockwise, F.rotate counter-clockwise: the same turn gives the same sample."""
+    _, a, R = rolled_sample(4.0)
+    src, b, _ = rolled_sample(4.0, affine=True)
+    for k in ("image", "depth", "valid"):
+        assert torch.equal(a[k], b[k])
+    torch.testing.assert_close(a["intrinsics"], b["intrinsics"])
+    err = landing_error(src, b, R)
+    assert float(err.abs().max()) <= 0.6
 
 
 # ------------------------------------------------------------------------------------------ colour
@@ -236,6 +239,8 @@ def test_colour_scales_the_image_only_and_stays_in_range():
 def test_paper_augmentation_gives_valid_samples_of_the_input_size():
     src = coded_sample(240, 320, holes=0.1, seed=6, K=(259.4, 259.7, 162.8, 126.9))
     aug = paper_augmentation("nyu")
+    rot = [t for t in aug.transforms if isinstance(t, v2.RandomRotation)]
+    assert len(rot) == 1 and list(rot[0].degrees) == [-5.0, 5.0]
     for seed in range(4):
         torch.manual_seed(seed)
         out = aug(src)
@@ -254,7 +259,7 @@ def test_paper_augmentation_gives_valid_samples_of_the_input_size():
 def test_kitti_variant_has_smaller_scales_and_no_rotation():
     aug = paper_augmentation("kitti")
     kinds = [type(t) for t in aug.transforms]
-    assert v2.RandomAffine not in kinds and v2.RandomRotation not in kinds
+    assert v2.RandomRotation not in kinds and v2.RandomAffine not in kinds
     assert aug.transforms[0].scale == (1.0, 1.2)
     src = coded_sample(184, 612, holes=0.5, seed=7, K=(360.0, 360.0, 300.0, 86.0))
     torch.manual_seed(0)

@@ -10,7 +10,7 @@ cache of :mod:`mdlearn.data.cache`).
 The steps, in the paper's order (NYU values; KITTI's, from its footnote 2, in parentheses):
 
 1. :class:`RandomZoom`: enlarge by ``s ~ U[1, 1.5]`` (KITTI ``U[1, 1.2]``), depth divided by ``s``;
-2. ``v2.RandomAffine``: rotate by ``r ~ U[-5, 5]`` degrees (KITTI: none, "images are horizontal");
+2. ``v2.RandomRotation``: rotate by ``r ~ U[-5, 5]`` degrees (KITTI: none, "images are horizontal");
 3. ``v2.RandomCrop``: to the network input, 228x304 (KITTI 172x576: nearly the whole
    612x184 half-resolution image, which goes to the coarse network);
 4. :class:`RandomColorScale`: multiply the image by ``c ~ U[0.8, 1.2]^3``, one factor per channel;
@@ -20,12 +20,9 @@ The steps, in the paper's order (NYU values; KITTI's, from its footnote 2, in pa
 (one centre crop at scale 1, no rotation or colour change). Each step can be used alone (the
 chapter shows them one at a time on one sample).
 
-The rotation is ``v2.RandomAffine(degrees=r)`` (rotation only, about the image centre) rather than
-``v2.RandomRotation``: the same images (``F.affine`` turns clockwise, ``F.rotate``
-counter-clockwise, and the range is symmetric), but at the time of writing the ``F.rotate``
-kernel of :class:`~mdlearn.data.sample.CameraIntrinsics` turns the principal point the wrong way
-(``tests/test_augment.py`` marks it), while the ``F.affine`` one is right. A roll about the
-optical axis keeps every z-depth, so depth values are only moved, never changed.
+The rotation turns the image about its centre, which for the camera is a roll about the optical
+axis (exact when ``fx == fy``) plus a shift of the principal point, which the intrinsics follow.
+A roll keeps every z-depth, so depth values are only moved, never changed.
 
 **Resampling.** The image is resampled bilinearly; ``depth`` and ``valid`` with
 nearest-neighbour, both with the *same* source pixel for every output pixel, so a depth is
@@ -201,8 +198,8 @@ def paper_augmentation(dataset: str = "nyu", input_size: tuple[int, int] | None 
                        color: Sequence[float] | None = None, flip: float | None = None) -> v2.Compose:
     """The paper's training augmentation for ``dataset`` (``"nyu"`` or ``"kitti"``) as one ``v2.Compose``.
 
-    Introduced in Chapter 5. Steps, in the paper's order: :class:`RandomZoom`, the rotation
-    ``v2.RandomAffine(degrees)`` (NYU only), ``v2.RandomCrop`` to ``input_size`` (default :data:`INPUT_SIZE`; padded with
+    Introduced in Chapter 5. Steps, in the paper's order: :class:`RandomZoom`, ``v2.RandomRotation``
+    (NYU only), ``v2.RandomCrop`` to ``input_size`` (default :data:`INPUT_SIZE`; padded with
     invalid pixels if the sample is smaller), :class:`RandomColorScale`,
     ``v2.RandomHorizontalFlip``. Keyword arguments override the ranges of :data:`AUGMENTATION`.
     Expects samples at training resolution; returns samples of ``input_size``.
@@ -216,7 +213,7 @@ def paper_augmentation(dataset: str = "nyu", input_size: tuple[int, int] | None 
     steps: list[v2.Transform] = [RandomZoom(p["scale"])]
     if p["degrees"]:
         # fill=None: grid_sample's zero padding (black, depth 0, valid False), a third cheaper than fill=0
-        steps.append(v2.RandomAffine(float(p["degrees"]), interpolation=v2.InterpolationMode.BILINEAR, fill=None))
+        steps.append(v2.RandomRotation(float(p["degrees"]), interpolation=v2.InterpolationMode.BILINEAR, fill=None))
     steps += [
         v2.RandomCrop(size, pad_if_needed=True, fill=0),
         RandomColorScale(*p["color"]),
