@@ -30,11 +30,11 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from _timing import best_of  # noqa: E402  (this folder)
-from mdlearn.data import cache as cache_mod  # noqa: E402
 from mdlearn.data.augment import paper_augmentation  # noqa: E402
-from mdlearn.data.cache import CachedDataset, ResizeSample, ensure_cache  # noqa: E402
+from mdlearn.data.cache import CachedDataset, ensure_cache  # noqa: E402
 from mdlearn.data.nyu_dataset import NYUSyncDataset  # noqa: E402
 from mdlearn.data.sample import make_sample  # noqa: E402
+from mdlearn.data.transforms import nyu_paper_input  # noqa: E402
 from mdlearn.synthetic.nyu_sync import IndoorSpec, write_indoor_dataset  # noqa: E402
 
 SIZE = (240, 320)
@@ -48,13 +48,13 @@ def main() -> None:
     torch.set_num_threads(1)
     torch.manual_seed(0)
     aug = paper_augmentation("nyu")
-    resize = ResizeSample(SIZE)
+    resize = nyu_paper_input(SIZE)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         spec = IndoorSpec(rooms=1, views_per_room=args.views, seed=3, test_fraction=0.0, resolution=1.0)
         write_indoor_dataset(tmp / "indoor", spec, workers=1, progress=False)
         source = NYUSyncDataset(tmp / "indoor", "train")
-        ensure_cache(source, tmp / "cache", size=SIZE, split="train", resize=resize, progress=False)
+        ensure_cache(source, tmp / "cache", size=SIZE, resize=resize, progress=False)
         cached = CachedDataset(tmp / "cache", "train")
         n = len(source)
         rng = np.random.default_rng(0)
@@ -72,8 +72,7 @@ def main() -> None:
 
         def on_the_fly() -> None:
             for i in range(n):
-                # the adapter converts the Dataset's sample to the make_sample format while main's Datasets catch up
-                aug(resize(cache_mod._to_sample(source[i], "train")))
+                aug(resize(source[i]))
 
         def read_cache() -> None:
             for i in range(n):

@@ -12,9 +12,10 @@ from torch.utils.data import Dataset
 
 from mdlearn.data import cache as cache_mod
 from mdlearn.data.augment import paper_augmentation
-from mdlearn.data.cache import CachedDataset, ResizeSample, ensure_cache, write_cache
+from mdlearn.data.cache import CachedDataset, ensure_cache, write_cache
 from mdlearn.data.nyu_dataset import NYUSyncDataset
 from mdlearn.data.sample import SAMPLE_KEYS, check_sample
+from mdlearn.data.transforms import nyu_paper_input
 from mdlearn.errors import FormatError, UsageError
 from mdlearn.synthetic.nyu_sync import IndoorSpec, write_indoor_dataset
 
@@ -30,8 +31,8 @@ def source_root(tmp_path_factory):
 
 
 def expected_sample(ds: Dataset, i: int) -> dict:
-    """What the cache must hold for sample i: the source sample through the same resize."""
-    return ResizeSample(SIZE)(cache_mod._to_sample(ds[i], "train"))
+    """What the cache must hold for sample i: the on-the-fly path's sample (the same resize)."""
+    return nyu_paper_input(SIZE)(ds[i])
 
 
 def stamp(folder):
@@ -155,7 +156,7 @@ def test_reading_something_that_is_not_a_cache_is_a_format_error(source_root, tm
         CachedDataset(source_root, "train")  # an mdlearn dataset, but not a cache
     src = NYUSyncDataset(source_root, "test")
     out = ensure_cache(src, tmp_path / "c", size=SIZE, split="test", progress=False)
-    expected = cache_mod._expected(src, SIZE, ResizeSample(SIZE))
+    expected = cache_mod._expected(src, SIZE, nyu_paper_input(SIZE))
     assert cache_mod.is_current(out / "test", *expected)
     os.remove(out / "test" / "depth.npy")
     assert not cache_mod.is_current(out / "test", *expected)
@@ -190,3 +191,30 @@ def test_augmented_loading_is_reproducible_through_the_loader_generator(source_r
     a, b, c = run(1), run(1), run(2)
     assert all(torch.equal(x, y) for x, y in zip(a, b))
     assert not all(torch.equal(x, y) for x, y in zip(a, c))
+
+
+class Relabelled(Dataset):
+    """The source's samples under another dataset name (a stand-in for a KITTI source)."""
+
+    def __init__(self, inner: Dataset, dataset: str):
+        self.inner, self.dataset = inner, dataset
+
+    def __len__(self) -> int:
+        return len(self.inner)
+
+    def __getitem__(self, i: int):
+        return {**self.inner[i], "dataset": self.dataset}
+
+
+def test_sparse_sources_must_name_their_resize_and_identity_sees_the_camera(source_root, tmp_path):
+    src = NYUSyncDataset(source_root, "train")
+    with pytest.raises(UsageError, match="kitti_paper_input"):
+        ensure_cache(Relabelled(src, "kitti"), tmp_path / "k", size=SIZE, progress=False)
+    assert not (tmp_path / "k").exists()
+    from dataclasses import replace
+
+    from mdlearn.camera import NYU_RGB
+
+    other = NYUSyncDataset(source_root, "train", intrinsics=replace(NYU_RGB.scaled(0.25), cx=79.5))
+    assert cache_mod.dataset_identity(other) != cache_mod.dataset_identity(src)
+    assert cache_mod.dataset_identity(NYUSyncDataset(source_root, "train")) == cache_mod.dataset_identity(src)

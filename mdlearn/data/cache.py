@@ -40,6 +40,7 @@ folder it did not write.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import inspect
 import json
@@ -51,15 +52,13 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from torchvision import tv_tensors
-from torchvision.transforms import v2
-from torchvision.transforms.v2 import functional as F
 
 from ..errors import FormatError, UsageError
 from .. import jobs
 from .sample import CameraIntrinsics, check_sample, make_sample
+from .transforms import nyu_paper_input
 
-__all__ = ["CachedDataset", "ensure_cache", "write_cache", "dataset_identity", "is_current", "ResizeSample",
+__all__ = ["CachedDataset", "ensure_cache", "write_cache", "dataset_identity", "is_current",
            "CACHE_FORMAT", "CACHE_VERSION", "INDEX_NAME"]
 
 CACHE_FORMAT = "mdlearn-cache"
@@ -68,31 +67,6 @@ CACHE_VERSION = 1
 INDEX_NAME = jobs.MANIFEST_NAME
 DEPTH_DTYPE = np.float16
 _FILES = ("images.npy", "depth.npy", "intrinsics.npy", "meta.json")
-
-
-class ResizeSample(v2.Transform):
-    """Resize a whole sample to ``size = (h, w)``: image bilinear (antialiased), depth and valid nearest.
-
-    The cache's default resize (Chapter 5). Nearest-neighbour uses the pixel-centre rule the
-    intrinsics follow (``NEAREST_EXACT``), so every cached depth is one measured depth. For
-    sparse depth (KITTI) pass a sparse-aware resize instead: nearest drops points when shrinking.
-    """
-
-    def __init__(self, size: tuple[int, int]) -> None:
-        super().__init__()
-        self.size = [int(size[0]), int(size[1])]
-
-    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
-        if isinstance(inpt, tv_tensors.Image):
-            return F.resize(inpt, self.size, interpolation=v2.InterpolationMode.BILINEAR, antialias=True)
-        if isinstance(inpt, tv_tensors.Mask):
-            return F.resize(inpt, self.size, interpolation=v2.InterpolationMode.NEAREST_EXACT)
-        if isinstance(inpt, CameraIntrinsics):
-            return F.resize(inpt, self.size)
-        return inpt
-
-    def extra_repr(self) -> str:
-        return f"size={self.size}, image bilinear antialiased, masks nearest-exact"
 
 
 def _describe(fn: Any) -> str:
@@ -111,10 +85,10 @@ def _sha(data: bytes) -> str:
 def dataset_identity(ds: Dataset) -> dict[str, Any]:
     """What identifies a source ``Dataset`` for the cache (JSON-friendly; Chapter 5).
 
-    Its class, length, simple parameters (paths, numbers, strings), a description of its own
-    ``transform``, a content hash of every list-like attribute (the parsed list file, selected
-    indices), and the hash of ``<root>/index.json`` when it has one (synthetic datasets record
-    their renderer's source hash there).
+    Its class, length, simple parameters (paths, numbers, strings, cameras), a description of
+    its own ``transform``, a content hash of every list-like attribute (the parsed list file,
+    selected indices) and of its ``list_file``, and the hash of ``<root>/index.json`` when it has
+    one (synthetic datasets record their renderer's source hash there).
     """
     params: dict[str, Any] = {}
     content: dict[str, str] = {}
@@ -127,12 +101,19 @@ def dataset_identity(ds: Dataset) -> dict[str, Any]:
             params[k] = v
         elif isinstance(v, PurePath):
             params[k] = str(v)
+        elif dataclasses.is_dataclass(v) and not isinstance(v, type):
+            params[k] = json.loads(json.dumps(dataclasses.asdict(v), default=str))
+        elif isinstance(v, torch.Tensor):
+            params[k] = v.tolist()
         elif isinstance(v, np.ndarray):
             content[k] = _sha(np.ascontiguousarray(v).tobytes() + str(v.dtype).encode())
         elif isinstance(v, (list, tuple)):
             content[k] = _sha(repr(v).encode())
     ident: dict[str, Any] = {"class": f"{type(ds).__module__}.{type(ds).__qualname__}", "length": len(ds),
                              "params": params, "content": content}
+    list_file = getattr(ds, "list_file", None)
+    if isinstance(list_file, PurePath) and Path(list_file).is_file():
+        content["list_file"] = _sha(Path(list_file).read_bytes())
     root = getattr(ds, "root", None)
     if root is not None and (Path(root) / "index.json").is_file():
         ident["root_index"] = _sha((Path(root) / "index.json").read_bytes())
@@ -163,15 +144,12 @@ def is_current(folder: str | os.PathLike, spec: dict[str, Any], sources: str | N
             and jobs.is_current(folder, CACHE_FORMAT, spec=spec, sources=sources, version=CACHE_VERSION))
 
 
-def _to_sample(raw: dict[str, Any], split: str) -> dict[str, Any]:
-    # TEMPORARY adapter while the Datasets on main still return the old dict (image, depth, valid,
-    # focal, name): delete once every Dataset returns make_sample(...).
-    if "intrinsics" in raw:
-        return raw
-    h, w = raw["image"].shape[-2:]
-    f = float(raw["focal"])
-    return make_sample(raw["image"], raw["depth"], (f, f, (w - 1) / 2, (h - 1) / 2), name=raw["name"],
-                       dataset="nyu-sync", split=split, gt="filled")
+def _default_resize(source: Dataset, size: tuple[int, int]) -> Callable:
+    """``nyu_paper_input(size)`` for dense depth; sparse (KITTI) depth must name its resize."""
+    if len(source) and str(source[0].get("dataset", "")).startswith("kitti"):
+        raise UsageError(f"{type(source).__name__}: sparse KITTI depth needs a sparse-aware resize; pass "
+                         "resize=mdlearn.data.transforms.kitti_paper_input() (and its size)")
+    return nyu_paper_input((int(size[0]), int(size[1])))
 
 
 def _split_of(source: Dataset) -> str:
@@ -185,14 +163,14 @@ def _split_of(source: Dataset) -> str:
 class _Resized(Dataset):
     """The source's samples through the resize (what the cache stores), for a ``DataLoader``."""
 
-    def __init__(self, source: Dataset, resize: Callable, split: str):
-        self.source, self.resize, self.split = source, resize, split
+    def __init__(self, source: Dataset, resize: Callable):
+        self.source, self.resize = source, resize
 
     def __len__(self) -> int:
         return len(self.source)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        return self.resize(_to_sample(self.source[i], self.split))
+        return self.resize(self.source[i])
 
 
 def _unbatched(sample: Any) -> Any:
@@ -204,7 +182,9 @@ def write_cache(source: Dataset, out: str | os.PathLike, size: tuple[int, int], 
     """Write ``source`` resized to ``size = (h, w)`` into ``out/<split>`` (see the module docstring).
 
     Introduced in Chapter 5. ``resize`` maps a sample to one of ``size`` (default
-    :class:`ResizeSample`); ``split`` defaults to the source's. ``workers`` processes decode and
+    :func:`~mdlearn.data.transforms.nyu_paper_input` at ``size``, the on-the-fly path's resize, so
+    cached and decoded samples are the same; KITTI sources must pass
+    :func:`~mdlearn.data.transforms.kitti_paper_input`); ``split`` defaults to the source's. ``workers`` processes decode and
     resize (a ``DataLoader``; 0 = this process), in order. Complete or absent: the split
     folder is staged and renamed when every sample is written. Raises
     :class:`~mdlearn.errors.UsageError` if ``out/<split>`` is occupied and ``overwrite`` is false,
@@ -215,7 +195,7 @@ def write_cache(source: Dataset, out: str | os.PathLike, size: tuple[int, int], 
     h, w = int(size[0]), int(size[1])
     if h < 1 or w < 1:
         raise UsageError(f"cache size must be positive (h, w), got {tuple(size)}")
-    resize = resize if resize is not None else ResizeSample((h, w))
+    resize = resize if resize is not None else _default_resize(source, (h, w))
     split = split or _split_of(source)
     out = Path(out)
     target = jobs.check_output_folder(out / split, CACHE_FORMAT, overwrite)
@@ -226,7 +206,7 @@ def write_cache(source: Dataset, out: str | os.PathLike, size: tuple[int, int], 
         depth = np.lib.format.open_memmap(tmp / "depth.npy", mode="w+", dtype=DEPTH_DTYPE, shape=(n, 1, h, w))
         intrinsics = np.zeros((n, 4), np.float64)
         meta: dict[str, list[str]] = {"name": [], "dataset": [], "split": [], "gt": []}
-        loader = torch.utils.data.DataLoader(_Resized(source, resize, split), batch_size=None, shuffle=False,
+        loader = torch.utils.data.DataLoader(_Resized(source, resize), batch_size=None, shuffle=False,
                                              num_workers=max(0, int(workers)), collate_fn=_unbatched)
         for i, sample in enumerate(tqdm(loader, total=n, desc=f"cache {split} -> {out.name}", unit="sample",
                                         disable=not progress)):
@@ -258,7 +238,7 @@ def ensure_cache(source: Dataset, out: str | os.PathLike, size: tuple[int, int] 
     rewriting; an mdlearn cache that differs is regenerated; anything else in the way is a
     :class:`~mdlearn.errors.UsageError`. Then ``CachedDataset(out, split)`` serves it.
     """
-    resize = resize if resize is not None else ResizeSample((int(size[0]), int(size[1])))
+    resize = resize if resize is not None else _default_resize(source, size)
     split = split or _split_of(source)
     target = Path(out) / split
     if is_current(target, *_expected(source, size, resize)):
