@@ -9,6 +9,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .errors import UsageError
+
 __all__ = ["project_root", "data_dir", "chapters_dir"]
 
 
@@ -38,5 +40,5 @@ def chapters_dir() -> Path:
     """The folder of the book's chapter notebooks (needs a clone of the repository)."""
     root = project_root()
     if root is None:
-        raise FileNotFoundError("chapters/ is only available in a clone of the mdlearn repository")
+        raise UsageError(f"chapters/ is only available in a clone of the mdlearn repository (none found above {Path.cwd()})")
     return root / "chapters"
