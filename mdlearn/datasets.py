@@ -19,10 +19,9 @@ name (their presets in :mod:`mdlearn.course.presets` name it):
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 from .errors import UsageError
@@ -30,23 +29,13 @@ from .paths import data_dir
 from .synthetic.kitti_raw import KittiRawSpec, ensure_kitti_raw
 from .synthetic.kitti_raw import is_complete as _kitti_raw_complete
 from .synthetic.nyu_raw import KinectSpec, ensure_nyu_raw
+from .synthetic.nyu_raw import is_complete as _nyu_raw_complete
 from .synthetic.nyu_sync import IndoorSpec, ensure_indoor_dataset
 from .synthetic.nyu_sync import is_complete as _indoor_complete
 
 __all__ = ["NamedDataset", "DATASETS", "get_dataset", "dataset_spec", "ensure_dataset"]
 
 Spec = IndoorSpec | KinectSpec | KittiRawSpec
-
-
-def _nyu_raw_complete(out: Path, spec: KinectSpec) -> bool:
-    """Whether ``out`` holds the simulated Kinect dump of ``spec``, made by the current simulator."""
-    from .synthetic.nyu_raw import read_manifest, source_hash
-
-    try:
-        m = read_manifest(out)
-    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError):
-        return False
-    return m.get("spec") == asdict(spec) and m.get("source_hash") == source_hash()
 
 
 @dataclass(frozen=True)
