@@ -1,7 +1,5 @@
 """mdlearn.datasets: every dataset the book generates, by name, and the chapters that use them."""
 
-import json
-
 import pytest
 
 from mdlearn.cli import main
@@ -9,7 +7,7 @@ from mdlearn.course.presets import CHAPTER_PRESETS, PRESETS, chapter_config
 from mdlearn.datasets import DATASETS, dataset_spec, ensure_dataset, get_dataset
 from mdlearn.errors import UsageError
 from mdlearn.synthetic.kitti_raw import KittiRawSpec
-from mdlearn.synthetic.nyu_raw import KinectSpec
+from mdlearn.synthetic.nyu_raw import KinectSpec, read_manifest
 from mdlearn.synthetic.nyu_sync import IndoorSpec
 
 
@@ -52,8 +50,7 @@ def test_data_ensure_and_list_see_a_chapter_world(tmp_path, capsys):
     assert not get_dataset("nyu-raw-smoke").is_ready(tmp_path)
     assert main(["data", "ensure", "nyu-raw-smoke", "--root", str(tmp_path), "--quiet"]) == 0
     assert f"nyu-raw-smoke: generated in {tmp_path / 'nyu-raw-smoke'}" in capsys.readouterr().out
-    manifest = json.loads((tmp_path / "nyu-raw-smoke" / "manifest.json").read_text())
-    assert manifest["spec"]["frames_per_scene"] == 8
+    assert read_manifest(tmp_path / "nyu-raw-smoke")["spec"]["frames_per_scene"] == 8
     assert main(["data", "ensure", "nyu-raw-smoke", "--root", str(tmp_path), "--quiet"]) == 0
     assert "nyu-raw-smoke: up to date" in capsys.readouterr().out
     assert main(["data", "list", "--root", str(tmp_path)]) == 0
