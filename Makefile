@@ -31,7 +31,7 @@ nbval-prepare: $(STAMP)
 
 test: data nbval-prepare
 	$(BIN)/mdlearn chapter check-clean
-	$(BIN)/python -m pytest tests $(NBVAL) --nbval-lax --nbval-current-env -p no:cacheprovider
+	$(BIN)/python -m pytest tests mdlearn $(NBVAL) --nbval-lax --nbval-current-env -p no:cacheprovider
 
 benchmarks: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

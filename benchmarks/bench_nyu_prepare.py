@@ -28,7 +28,6 @@ times more. The ratio to the I/O floor shows what undistortion + registration ad
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import sys
 import tempfile
@@ -42,8 +41,9 @@ from mdlearn.data.kinect import (disparity_to_metres, format_raw_name, read_kine
                                  read_kinect_ppm)
 from mdlearn.data.nyu import list_raw_scene, synchronise  # noqa: E402
 from mdlearn.data.nyu_prepare import prepare_nyu_raw  # noqa: E402
+from mdlearn.paths import shared_data_dir  # noqa: E402
 
-SHARED = Path(os.environ.get("MDLEARN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")) / "nyu" / "raw_frame"
+SHARED = shared_data_dir() / "nyu" / "raw_frame"
 
 
 def make_scene(root: Path, frames: int) -> str:

@@ -75,7 +75,7 @@ def main() -> None:
     startup = max(0.0, elapsed - n * t_view / workers)
     print(f"write_indoor_dataset, {workers} processes, {n} views: {n / elapsed:6.1f} views/s "
           f"= {(n / elapsed) * t_view:.2f}x one process (includes {startup:.1f} s of process start-up)")
-    default = DATASETS["indoor"]
+    default = DATASETS["indoor"].spec
     n_default = default.rooms * default.views_per_room
     projected = n_default * t_view / workers + startup
     print(f"projected time for the default set ({n_default} views on {workers} cores): {projected / 60:.1f} min "

@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from .errors import UsageError
+
 __all__ = [
     "Intrinsics",
     "NYU_RGB",
@@ -78,15 +80,22 @@ class Intrinsics:
         return cls(**{k: d[k] for k in ("fx", "fy", "cx", "cy", "width", "height")})
 
 
-#: RGB camera of the Kinect used for NYU Depth v2 (``camera_params.m`` of the NYU toolbox, 640x480).
-#: The synthetic indoor world renders with exactly these numbers on mdlearn's 0-based pixel grid
-#: (as BTS and most public NYU loaders use them). The toolbox itself back-projects on a 1-based
-#: grid, so its principal point is ``(cx - 1, cy - 1)`` in 0-based terms; the raw-data pipeline
-#: (``mdlearn.data.nyu``) applies that shift where it reproduces the toolbox.
-NYU_RGB = Intrinsics(fx=518.8579, fy=519.4696, cx=325.5824, cy=253.7362, width=640, height=480)
+# The NYU Depth v2 Kinect's two cameras, from the toolbox's ``camera_params.m`` (640x480).
+# The toolbox back-projects with ``[x, y] = meshgrid(1:640, 1:480)``: its first pixel's centre is
+# (1, 1) where mdlearn's is (0, 0), so every toolbox pixel coordinate is mdlearn's plus one and a
+# principal point ``cx_toolbox`` is ``cx_toolbox - 1`` on mdlearn's 0-based grid (focal lengths
+# are differences of coordinates and do not change). Both cameras are stated here once, already
+# converted; the synthetic indoor world renders with NYU_RGB and the raw-data pipeline registers
+# depth with it (``mdlearn.data.kinect.NYU_KINECT``), so synthetic and prepared real images share
+# one camera to the last pixel.
 
-#: Depth (IR) camera of the same Kinect (``camera_params.m``), used by the raw-data pipeline.
-NYU_DEPTH = Intrinsics(fx=582.6245, fy=582.6910, cx=313.0448, cy=238.4439, width=640, height=480)
+#: RGB camera of the NYU Kinect, 0-based principal point (toolbox ``cx_rgb - 1``, ``cy_rgb - 1``).
+NYU_RGB = Intrinsics(fx=5.1885790117450188e+02, fy=5.1946961112127485e+02, cx=3.2558244941119034e+02 - 1,
+                     cy=2.5373616633400465e+02 - 1, width=640, height=480)
+
+#: Depth (IR) camera of the NYU Kinect, 0-based principal point (toolbox ``cx_d - 1``, ``cy_d - 1``).
+NYU_DEPTH = Intrinsics(fx=5.8262448167737955e+02, fy=5.8269103270988637e+02, cx=3.1304475870804731e+02 - 1,
+                       cy=2.3844389626620386e+02 - 1, width=640, height=480)
 
 
 def pixel_grid(height: int, width: int, dtype: torch.dtype = torch.float32,
@@ -122,7 +131,7 @@ def backproject(depth: torch.Tensor, K: Intrinsics) -> torch.Tensor:
     """
     h, w = depth.shape[-2:]
     if (w, h) != (K.width, K.height):
-        raise ValueError(f"depth map is {w}x{h} but the intrinsics are for {K.width}x{K.height}")
+        raise UsageError(f"depth map is {w}x{h} but the intrinsics are for {K.width}x{K.height}")
     u, v = pixel_grid(h, w, dtype=depth.dtype, device=depth.device)
     x = (u - K.cx) / K.fx * depth
     y = (v - K.cy) / K.fy * depth

@@ -102,31 +102,25 @@ def _cmd_prepare_nyu_labeled(args: argparse.Namespace) -> int:
 
 
 def _cmd_data_ensure(args: argparse.Namespace) -> int:
-    from .paths import data_dir
-    from .datasets import dataset_spec
-    from .synthetic.nyu_sync import ensure_indoor_dataset, is_complete
+    from .datasets import get_dataset
 
-    names = args.names or ["indoor"]
-    root = Path(args.root) if args.root else data_dir()
-    for name in names:
-        spec = dataset_spec(name)
-        target = root / name
-        if is_complete(target, spec):
-            print(f"{name}: up to date in {target}")
+    datasets = [get_dataset(name) for name in (args.names or ["indoor"])]  # all names checked first
+    for d in datasets:
+        if d.is_ready(args.root):
+            print(f"{d.name}: up to date in {d.path(args.root)}")
             continue
-        ensure_indoor_dataset(target, spec, workers=args.workers, progress=not args.quiet)
-        print(f"{name}: generated in {target}")
+        out = d.ensure(args.root, workers=args.workers, progress=not args.quiet)
+        print(f"{d.name}: generated in {out}")
     return 0
 
 
 def _cmd_data_list(args: argparse.Namespace) -> int:
-    from .paths import data_dir
     from .datasets import DATASETS
-    from .synthetic.nyu_sync import is_complete
 
-    for name, spec in DATASETS.items():
-        state = "ready" if is_complete(data_dir() / name, spec) else "not generated"
-        print(f"{name:14s} {spec.rooms:4d} rooms x {spec.views_per_room:3d} views  seed {spec.seed}  [{state}]")
+    width = max(map(len, DATASETS))
+    for name, d in DATASETS.items():
+        state = "ready" if d.is_ready(args.root) else "not generated"
+        print(f"{name:{width}s}  {d.summary()}  [{state}]")
     return 0
 
 
@@ -279,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     ens.add_argument("--quiet", action="store_true", help="no progress bar")
     ens.set_defaults(func=_cmd_data_ensure)
     dl = data_sub.add_parser("list", help="list the named datasets and whether they are generated")
+    dl.add_argument("--root", default=None, help="data folder (default: <repo>/data or $MDLEARN_DATA)")
     dl.set_defaults(func=_cmd_data_list)
 
     ch = sub.add_parser("chapter", help="run the book's chapters")

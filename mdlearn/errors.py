@@ -1,8 +1,14 @@
-"""Exceptions that carry a message meant for the user (the CLI prints them on one line)."""
+"""Every exception mdlearn raises on purpose, each with a message meant for the user (Chapter 1).
+
+The command line prints the message on one line: :class:`UsageError` (impossible arguments) exits
+with status 2, any other :class:`MdlearnError` (a failure while working) with status 1.
+:class:`UsageError` and :class:`FormatError` are also ``ValueError``s, so callers that catch
+``ValueError`` keep working.
+"""
 
 from __future__ import annotations
 
-__all__ = ["MdlearnError", "UsageError", "FormatError"]
+__all__ = ["MdlearnError", "UsageError", "FormatError", "NonFiniteLossError"]
 
 
 class MdlearnError(Exception):
@@ -18,3 +24,7 @@ class UsageError(MdlearnError, ValueError):
 
 class FormatError(MdlearnError, ValueError):
     """A file is missing, unreadable or not in the expected encoding. The message names the file."""
+
+
+class NonFiniteLossError(MdlearnError, FloatingPointError):
+    """The loss came out NaN or infinite: training on it would silently destroy the weights (Chapter 4)."""

@@ -8,17 +8,16 @@ book prints carries the protocol's :meth:`~EvalProtocol.card`.
 
 Protocols provided (see :data:`PROTOCOLS`):
 
-* ``nyu_eigen`` — NYU Depth v2 as BTS, AdaBins and ZoeDepth evaluate it: the "Eigen crop" rows
-  45:471, cols 41:601 (0-based, end-exclusive, 426x560) of the 480x640 image, ground truth kept where
-  ``1e-3 < gt < 10`` m, predictions clamped to ``[1e-3, 10]``, no scale alignment, per image.
+* ``nyu_eigen`` — NYU Depth v2 as BTS, AdaBins and ZoeDepth evaluate it: their "Eigen crop"
+  (:data:`~mdlearn.data.crops.NYU_CROP_EIGEN`), ground truth kept where ``1e-3 < gt < 10`` m,
+  predictions clamped to ``[1e-3, 10]``, no scale alignment, per image.
 * ``nyu_toolbox`` — the same, but with the NYU toolbox's projection mask
-  (``get_projection_mask.m``: ``mask(45:471, 41:601)`` 1-based inclusive = rows 44:471, cols 40:601
-  0-based, 427x561): one row and one column more than ``nyu_eigen``.
+  (:data:`~mdlearn.data.crops.NYU_CROP_TOOLBOX`): one row and one column more than ``nyu_eigen``.
 * ``nyu_paper`` — our reading of the 2014 paper: toolbox mask, every pixel with a ground truth
   (the filled test depths are all in ``(0, 10]``), averages pooled over all test pixels, predictions
   not clamped (a bad prediction is an error).
-* ``kitti_garg`` — KITTI with the Garg crop (fractions of the image size, as in monodepth /
-  monodepth2 / BTS), ``1e-3 < gt < 80`` m, predictions clamped to ``[1e-3, 80]``, per image.
+* ``kitti_garg`` — KITTI with the Garg crop (:data:`~mdlearn.data.crops.KITTI_CROP_GARG`,
+  fractions of the image size, as in monodepth / monodepth2 / BTS), ``1e-3 < gt < 80`` m, predictions clamped to ``[1e-3, 80]``, per image.
 * ``kitti_eigen`` — the same with the Eigen crop.
 * ``kitti_garg_median`` — monodepth2's *monocular* evaluation: Garg crop, per-image median scaling
   of the prediction, then clamping.
@@ -37,13 +36,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from .data import kitti as _kitti
-from .data import nyu as _nyu
+from .data.crops import KITTI_CROP_EIGEN, KITTI_CROP_GARG, NYU_CROP_EIGEN, NYU_CROP_TOOLBOX, FractionCrop, PixelCrop
+from .data.kinect import NYU_MAX_DEPTH
 from .errors import UsageError
 from .metrics import (AGGREGATIONS, HIGHER_IS_BETTER, METRIC_NAMES, MetricAccumulator, as_depth_array, as_mask_array,
                       check_depth_pair, check_pred_on, check_target)
 
 __all__ = [
-    "PixelCrop", "FractionCrop", "NYU_CROP_EIGEN", "NYU_CROP_TOOLBOX", "KITTI_CROP_GARG", "KITTI_CROP_EIGEN",
     "ALIGNMENTS", "ALIGNMENT_SCOPES", "EvalProtocol", "EvalResult", "PROTOCOLS", "get_protocol",
     "align_scale", "oracle_mean_substitution", "median_scaling", "results_table",
     "nyu_eigen", "nyu_toolbox", "nyu_paper", "kitti_garg", "kitti_eigen", "kitti_garg_median",
@@ -58,84 +57,10 @@ ALIGNMENTS = ("none", "median", "least_squares", "least_squares_log")
 ALIGNMENT_SCOPES = ("image", "set")
 
 
-def _lead_shape(shape: tuple[int, ...]) -> tuple[int, int]:
-    if len(shape) < 2:
-        raise UsageError(f"a crop needs an image of at least 2 dimensions (..., H, W), got shape {shape}")
-    return shape[-2], shape[-1]
-
-
-@dataclass(frozen=True)
-class PixelCrop:
-    """A fixed rectangle, 0-based and end-exclusive (``rows[top:bottom], cols[left:right]``).
-
-    Introduced in Chapter 4. Defined for images of exactly ``image_size`` (H, W); any other size
-    is an error, since a pixel crop silently means something else on a resized image.
-    """
-
-    top: int
-    bottom: int
-    left: int
-    right: int
-    image_size: tuple[int, int]
-    source: str = ""
-
-    def bounds(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-        h, w = _lead_shape(tuple(shape))
-        if (h, w) != tuple(self.image_size):
-            raise UsageError(f"this crop is defined for {self.image_size[0]}x{self.image_size[1]} images, got "
-                             f"{h}x{w}; resize the prediction and ground truth to the original resolution first")
-        return self.top, self.bottom, self.left, self.right
-
-    def describe(self) -> str:
-        h, w = self.image_size
-        return (f"rows {self.top}:{self.bottom}, cols {self.left}:{self.right} of {h}x{w} (0-based, end-exclusive; "
-                f"{self.bottom - self.top}x{self.right - self.left})")
-
-
-@dataclass(frozen=True)
-class FractionCrop:
-    """A rectangle given as fractions of the image height and width.
-
-    Introduced in Chapter 4. Bounds are ``int(fraction * size)`` (truncation), as the public
-    KITTI evaluation scripts compute them: on 375x1242 the Garg crop is rows 153:371, cols 44:1197.
-    """
-
-    top: float
-    bottom: float
-    left: float
-    right: float
-    source: str = ""
-
-    def bounds(self, shape: tuple[int, ...]) -> tuple[int, int, int, int]:
-        h, w = _lead_shape(tuple(shape))
-        return int(self.top * h), int(self.bottom * h), int(self.left * w), int(self.right * w)
-
-    def describe(self) -> str:
-        return (f"rows {self.top:g}-{self.bottom:g} of H, cols {self.left:g}-{self.right:g} of W "
-                "(bounds int(fraction x size); on 375x1242: rows {0}:{1}, cols {2}:{3})".format(
-                    *self.bounds((375, 1242))))
-
-
-def _crop_mask(crop, shape) -> np.ndarray:
-    t, b, l, r = crop.bounds(tuple(shape))
-    m = np.zeros(_lead_shape(tuple(shape)), dtype=bool)
-    m[t:b, l:r] = True
-    return m
-
-
-#: The crop BTS, AdaBins and ZoeDepth call the "Eigen crop" on NYU (0-based 45:471, 41:601); the
-#: numbers are :data:`mdlearn.data.nyu.NYU_EVAL_CROP_COMMON`, kept in one place.
-NYU_CROP_EIGEN = PixelCrop(*_nyu.NYU_EVAL_CROP_COMMON, (480, 640),
-                           source="BTS / AdaBins / ZoeDepth eval (--eigen_crop), indices used as 0-based")
-#: The NYU toolbox's projection mask, ``get_projection_mask.m`` ``mask(45:471, 41:601)`` (1-based,
-#: inclusive) = :data:`mdlearn.data.nyu.NYU_EVAL_CROP_TOOLBOX` (0-based, end-exclusive).
-NYU_CROP_TOOLBOX = PixelCrop(*_nyu.NYU_EVAL_CROP_TOOLBOX, (480, 640),
-                             source="NYU Depth v2 toolbox get_projection_mask.m (1-based, inclusive)")
-#: The Garg crop on KITTI (monodepth evaluate_kitti.py, monodepth2, BTS); the fractions are those of
-#: :data:`mdlearn.data.kitti.GARG_CROP` (Chapter 3), kept in one place.
-KITTI_CROP_GARG = FractionCrop(*_kitti.GARG_CROP.rows, *_kitti.GARG_CROP.cols, source=_kitti.GARG_CROP.source)
-#: The Eigen crop on KITTI ("found by trial and error to reproduce Eigen NIPS14 results", monodepth).
-KITTI_CROP_EIGEN = FractionCrop(*_kitti.EIGEN_CROP.rows, *_kitti.EIGEN_CROP.cols, source=_kitti.EIGEN_CROP.source)
+def _crop_mask(crop: PixelCrop | FractionCrop, shape: tuple[int, ...]) -> np.ndarray:
+    """``(H, W)`` bool mask of ``crop`` on an image of shape ``(..., H, W)`` (checks the shape first)."""
+    crop.bounds(tuple(shape))
+    return crop.mask(*tuple(shape)[-2:])
 
 
 def _scale_parts(method: str, y: np.ndarray, ys: np.ndarray) -> tuple[float, float]:
@@ -208,7 +133,7 @@ class EvalProtocol:
     Attributes:
         name: short identifier, printed with every result.
         description: one line: dataset and whose convention this is.
-        crop: a :class:`PixelCrop`, a :class:`FractionCrop` or ``None`` (whole image).
+        crop: a crop of :mod:`mdlearn.data.crops` or ``None`` (whole image).
         min_depth, max_depth: ground truth counts where ``min_depth < gt < max_depth`` (strict on both
             sides, as in public evaluation code: on NYU a ground truth of exactly 10 m is dropped).
         clamp_predictions: clip predictions to ``[min_depth, max_depth]`` after alignment (NaN and
@@ -461,7 +386,7 @@ def results_table(rows: dict[str, dict[str, float]], protocol: EvalProtocol, dig
 
 nyu_eigen = EvalProtocol(
     "nyu_eigen", "NYU Depth v2 test set as BTS / AdaBins / ZoeDepth evaluate it",
-    NYU_CROP_EIGEN, 1e-3, _nyu.NYU_MAX_DEPTH, clamp_predictions=True, aggregation="per_image",
+    NYU_CROP_EIGEN, 1e-3, NYU_MAX_DEPTH, clamp_predictions=True, aggregation="per_image",
     reference="cleinc/bts pytorch/bts_eval.py with --eigen_crop (same in AdaBins, ZoeDepth)",
     ground_truth="the 654 labeled test images as BTS's extraction writes them (rawDepths: projected, unfilled)")
 nyu_toolbox = nyu_eigen.replace(

@@ -22,16 +22,13 @@ import math
 
 import torch
 
-from .errors import MdlearnError, UsageError
+from .errors import NonFiniteLossError, UsageError
 
+# NonFiniteLossError is defined in mdlearn.errors with the other exceptions; importable from here too
 __all__ = ["NonFiniteLossError", "scale_invariant_loss", "PAPER_LAMBDA"]
 
 #: The paper's choice of :math:`\\lambda` in Eq. 4 (Section 3.3).
 PAPER_LAMBDA = 0.5
-
-
-class NonFiniteLossError(MdlearnError, FloatingPointError):
-    """The loss came out NaN or infinite: training on it would silently destroy the weights."""
 
 
 def _check_inputs(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor | None, lam: float) -> None:

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 import torch
 
-REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = Path(os.environ.get("MDLEARN_SHARED_DATA", REPO.parent / "shared" / "data"))
+from mdlearn.paths import shared_data_dir
 
 torch.set_num_threads(min(2, torch.get_num_threads()))
 
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
-    """The real NYU/KITTI samples; tests that need them skip (with the reason) when absent."""
-    if not (SHARED_DATA / "MANIFEST.md").is_file():
-        pytest.skip(f"real dataset samples not found at {SHARED_DATA} (set MDLEARN_SHARED_DATA)")
-    return SHARED_DATA
+    """The real NYU/KITTI samples (:func:`mdlearn.paths.shared_data_dir`); tests that need them skip
+    (with the reason) when absent."""
+    folder = shared_data_dir()
+    if not (folder / "MANIFEST.md").is_file():
+        pytest.skip(f"real dataset samples not found at {folder} (set MDLEARN_SHARED_DATA)")
+    return folder
 
 
 @pytest.fixture(scope="session")

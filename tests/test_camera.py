@@ -4,7 +4,8 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mdlearn.camera import NYU_RGB, Intrinsics, backproject, pixel_grid, project, transform_points
+from mdlearn.camera import NYU_DEPTH, NYU_RGB, Intrinsics, backproject, pixel_grid, project, transform_points
+from mdlearn.errors import UsageError
 
 
 @settings(max_examples=40, deadline=None)
@@ -34,7 +35,7 @@ def test_backproject_known_point():
 
 
 def test_backproject_rejects_wrong_size():
-    with pytest.raises(ValueError, match="640x480"):
+    with pytest.raises(UsageError, match="depth map is 10x10 but the intrinsics are for 640x480"):
         backproject(torch.ones(10, 10), NYU_RGB)
 
 
@@ -67,3 +68,34 @@ def test_transform_points_matches_matrix():
 def test_intrinsics_dict_round_trip():
     assert Intrinsics.from_dict(NYU_RGB.to_dict()) == NYU_RGB
     assert NYU_RGB.matrix()[0, 2].item() == pytest.approx(NYU_RGB.cx)
+
+
+# ------------------------------------------------------------------------- the NYU Kinect, once
+
+def test_nyu_cameras_are_the_toolbox_numbers_on_the_0_based_grid():
+    # camera_params.m: cx_rgb = 3.2558244941119034e+02 on the toolbox's meshgrid(1:640, 1:480)
+    assert NYU_RGB.cx == pytest.approx(325.58244941119034 - 1) and NYU_RGB.cy == pytest.approx(253.73616633400465 - 1)
+    assert NYU_DEPTH.cx == pytest.approx(313.04475870804731 - 1) and NYU_DEPTH.cy == pytest.approx(238.44389626620386 - 1)
+    # the same ray through the toolbox's pixel (u + 1, v + 1) and mdlearn's pixel (u, v)
+    u, v = 100.0, 400.0
+    toolbox_ray = ((u + 1) - 325.58244941119034) / NYU_RGB.fx, ((v + 1) - 253.73616633400465) / NYU_RGB.fy
+    ray = (u - NYU_RGB.cx) / NYU_RGB.fx, (v - NYU_RGB.cy) / NYU_RGB.fy
+    assert ray == pytest.approx(toolbox_ray, abs=1e-12)
+
+
+def test_synthetic_and_prepared_nyu_share_one_camera():
+    from mdlearn.data.kinect import NYU_KINECT
+    from mdlearn.synthetic.nyu_sync import IndoorSpec
+
+    assert NYU_KINECT.rgb == NYU_RGB and NYU_KINECT.depth == NYU_DEPTH
+    assert IndoorSpec(rooms=1, views_per_room=1).intrinsics == NYU_KINECT.rgb
+    half = IndoorSpec(rooms=1, views_per_room=1, resolution=0.5).intrinsics
+    assert half == NYU_KINECT.for_size(320, 240).rgb
+
+
+def test_one_nyu_depth_cap():
+    from mdlearn.data import kinect, nyu
+    from mdlearn.evaluation import nyu_eigen
+
+    assert nyu.NYU_MAX_DEPTH is kinect.NYU_MAX_DEPTH == 10.0 and nyu_eigen.max_depth == 10.0
+    assert not hasattr(kinect, "TOOLBOX_MAX_DEPTH")

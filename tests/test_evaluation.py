@@ -9,7 +9,8 @@ from PIL import Image
 
 from mdlearn.data.formats import read_depth_png_kitti, read_depth_png_mm
 from mdlearn.errors import UsageError
-from mdlearn.evaluation import (KITTI_CROP_EIGEN, KITTI_CROP_GARG, NYU_CROP_EIGEN, NYU_CROP_TOOLBOX, PROTOCOLS,
+from mdlearn.data.crops import KITTI_CROP_EIGEN, KITTI_CROP_GARG, NYU_CROP_EIGEN, NYU_CROP_TOOLBOX
+from mdlearn.evaluation import (PROTOCOLS,
                                 align_scale, get_protocol, kitti_eigen, kitti_garg, kitti_garg_median, median_scaling,
                                 nyu_eigen, nyu_paper, nyu_toolbox, oracle_mean_substitution, results_table)
 from mdlearn.metrics import METRIC_NAMES, depth_metrics

@@ -84,7 +84,7 @@ def _depth_sample_of_default_dataset(n_views: int = 150) -> np.ndarray:
     from mdlearn.paths import data_dir
     from mdlearn.synthetic.nyu_sync import read_index
 
-    spec = DATASETS["indoor"]
+    spec = DATASETS["indoor"].spec
     root = data_dir() / "indoor"
     if is_complete(root, spec):
         views = read_index(root)["views"]
@@ -104,7 +104,7 @@ def test_default_dataset_depth_statistics_resemble_nyu():
 
 
 def test_default_dataset_is_large_enough_for_the_book():
-    spec = DATASETS["indoor"]
+    spec = DATASETS["indoor"].spec
     n_test_rooms = len(spec.test_rooms())
     assert spec.rooms >= 50
     assert (spec.rooms - n_test_rooms) * spec.views_per_room >= 2000

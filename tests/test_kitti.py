@@ -169,10 +169,7 @@ def test_one_point_per_pixel_and_it_is_the_chosen_one(w, h, seed):
             assert key[k] == key[lin == lin[k]].min()
 
 
-def test_crops_match_the_published_pixels():
-    assert kitti.GARG_CROP.slices(375, 1242) == (slice(153, 371), slice(44, 1197))
-    assert kitti.EIGEN_CROP.slices(375, 1242) == (slice(124, 342), slice(44, 1197))
-    assert kitti.GARG_CROP.mask(375, 1242).sum() == 218 * 1153
+def test_depth_caps_match_the_public_scripts():
     assert (kitti.KITTI_MIN_DEPTH, kitti.KITTI_MAX_DEPTH) == (1e-3, 80.0)
 
 
@@ -209,6 +206,29 @@ def test_calibration_missing_key(tmp_path, kdir):
     (d / "calib_cam_to_cam.txt").write_text(text)
     with pytest.raises(FormatError, match=r"calib_velo_to_cam\.txt: missing key 'T'"):
         kitti.read_raw_calibration(d)
+
+
+def test_calibration_value_that_is_not_a_number(tmp_path):
+    # written by the project's own writer, then one value corrupted: reported as what it is
+    d = tmp_path / "2011_09_26"
+    calib = kitti.Calibration({c: np.hstack([np.diag([700.0, 700.0, 1.0]), np.zeros((3, 1))]) for c in range(4)},
+                              np.eye(3), np.eye(4), {c: (1242, 375) for c in range(4)})
+    kitti.write_raw_calibration(d, calib)
+    assert kitti.read_raw_calibration(d).P_rect[2][0, 0] == 700.0
+    cc = d / "calib_cam_to_cam.txt"
+    lines = cc.read_text().splitlines()
+    n = next(i for i, l in enumerate(lines) if l.startswith("P_rect_02:"))
+    lines[n] = lines[n].replace("7.000000e+02", "7.000000e+O2", 1)
+    cc.write_text("\n".join(lines) + "\n")
+    with pytest.raises(FormatError, match=rf"calib_cam_to_cam\.txt:{n + 1}: key 'P_rect_02' has a value that "
+                                          r"is not a number: '7\.000000e\+O2'"):
+        kitti.read_raw_calibration(d)
+    # also where the key is not used by the reader (it used to vanish silently)
+    lines[n] = lines[n].replace("7.000000e+O2", "7.000000e+02")
+    lines.append("S_99: 1242 37S")
+    cc.write_text("\n".join(lines) + "\n")
+    with pytest.raises(FormatError, match="key 'S_99' has a value that is not a number: '37S'"):
+        kitti.read_calib_file(cc)
 
 
 def test_bad_timestamps_oxts_and_split_lines(tmp_path):

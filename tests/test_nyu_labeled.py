@@ -1,4 +1,4 @@
-"""The labeled set (.mat v7.3 via h5py), splits.mat, the BTS lists, prepare_nyu_labeled, the crops."""
+"""The labeled set (.mat v7.3 via h5py), splits.mat, the BTS lists, prepare_nyu_labeled."""
 
 import hashlib
 import json
@@ -10,8 +10,7 @@ import scipy.io
 
 from mdlearn.errors import FormatError
 from mdlearn.data.formats import read_depth_png_mm, read_rgb
-from mdlearn.data.nyu import (NYU_EVAL_CROP_COMMON, NYU_EVAL_CROP_TOOLBOX, NYULabeled, eval_crop_mask,
-                              read_files_with_gt, read_splits)
+from mdlearn.data.nyu import NYULabeled, read_files_with_gt, read_splits
 from mdlearn.data.kinect import NYU_KINECT
 from mdlearn.data.nyu_dataset import NYULabeledDataset, NYUSyncDataset
 from mdlearn.data.transforms import nyu_paper_input
@@ -166,23 +165,3 @@ def test_prepare_nyu_labeled_checks_the_split(labeled, tmp_path):
     with pytest.raises(FormatError, match="short.mat: the 2 train \\+ 2 test indices do not cover the 6 images"):
         prepare_nyu_labeled(p, s, tmp_path / "o", progress=False)
     assert not (tmp_path / "o").exists()
-
-
-# ----------------------------------------------------------------------------- crops
-
-def test_eval_crops_in_both_conventions():
-    common, toolbox = eval_crop_mask(convention="common"), eval_crop_mask(convention="toolbox")
-    assert common.sum() == 426 * 560 and toolbox.sum() == 427 * 561
-    assert (common <= toolbox).all()  # the toolbox mask is the common one plus a row and a column
-    assert toolbox[44, 40] and not common[44, 40] and common[45, 41] and not common[471, 601]
-    with pytest.raises(UsageError):
-        eval_crop_mask(240, 320)
-
-
-def test_crops_agree_with_the_evaluation_protocols():
-    ev = pytest.importorskip("mdlearn.evaluation")
-    for ours, name in ((NYU_EVAL_CROP_COMMON, "NYU_CROP_EIGEN"), (NYU_EVAL_CROP_TOOLBOX, "NYU_CROP_TOOLBOX")):
-        crop = getattr(ev, name, None)
-        if crop is None:
-            pytest.skip(f"mdlearn.evaluation has no {name}")
-        assert tuple(crop.bounds((480, 640))) == ours

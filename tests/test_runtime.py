@@ -1,6 +1,7 @@
 import pytest
 import torch
 
+from mdlearn.errors import UsageError
 from mdlearn.paths import data_dir, project_root
 from mdlearn.runtime import default_device, seed_everything
 
@@ -14,8 +15,23 @@ def test_default_device_follows_the_environment(monkeypatch):
         assert default_device().type == "cuda"
     else:
         assert default_device().type in ("cpu", "mps")
-        with pytest.raises(RuntimeError, match="CUDA is not available"):
+        with pytest.raises(UsageError, match="device 'cuda': CUDA is not available on this machine"):
             default_device("cuda")
+        monkeypatch.setenv("MDLEARN_DEVICE", "cuda:0")
+        with pytest.raises(UsageError, match="MDLEARN_DEVICE 'cuda:0': CUDA is not available"):
+            default_device()
+
+
+def test_impossible_devices_are_usage_errors(monkeypatch):
+    monkeypatch.delenv("MDLEARN_DEVICE", raising=False)
+    with pytest.raises(UsageError, match="device 'gpu' is not a device; use cpu, cuda, cuda:N or mps"):
+        default_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(UsageError, match="device 'cuda:1': CUDA is not available"):
+            default_device("cuda:1")
+    else:
+        with pytest.raises(UsageError, match="CUDA device"):
+            default_device(f"cuda:{torch.cuda.device_count()}")
 
 
 def test_seed_everything_is_reproducible():

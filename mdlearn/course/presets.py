@@ -7,6 +7,9 @@ names drive ``mdlearn chapter run NAME --preset P`` and papermill's ``-p preset 
 * ``smoke`` — seconds per chapter; what CI runs (nbval).
 * ``book`` — the default: a few minutes per chapter on a laptop CPU; what the HTML book shows.
 * ``full`` — paper scale, meant for a GPU.
+
+A chapter's data is a named dataset of :mod:`mdlearn.datasets` (its ``dataset`` parameter): the
+sizes of generated worlds live there, next to the function that makes them.
 """
 
 from __future__ import annotations
@@ -29,18 +32,16 @@ CHAPTER_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "full": {"dataset": "indoor", "n_samples": 8, "n_stats_views": 2280, "dollhouse_scales": [0.25, 0.5, 2.0, 1.7, 3.3],
                  "cloud_stride": 2},
     },
+    # chapters 2 and 3 take their simulated raw world by name from mdlearn.datasets (its spec lives there)
     "02_aligning_rgb_and_depth": {
-        "smoke": {"scenes": 1, "frames_per_scene": 8, "resolution": 0.25, "seed": 2014, "real_raw_dir": None},
-        "book": {"scenes": 3, "frames_per_scene": 24, "resolution": 0.5, "seed": 2014, "real_raw_dir": None},
-        "full": {"scenes": 8, "frames_per_scene": 60, "resolution": 1.0, "seed": 2014, "real_raw_dir": None},
+        "smoke": {"dataset": "nyu-raw-smoke", "real_raw_dir": None},
+        "book": {"dataset": "nyu-raw-book", "real_raw_dir": None},
+        "full": {"dataset": "nyu-raw-full", "real_raw_dir": None},
     },
     "03_depth_from_a_laser_scanner": {
-        "smoke": {"drives": 2, "frames_per_drive": 8, "resolution": 0.25, "azimuth_steps": 1000, "seed": 2014,
-                  "real_raw_dir": None},
-        "book": {"drives": 4, "frames_per_drive": 30, "resolution": 0.5, "azimuth_steps": 2000, "seed": 2014,
-                 "real_raw_dir": None},
-        "full": {"drives": 8, "frames_per_drive": 100, "resolution": 1.0, "azimuth_steps": 4000, "seed": 2014,
-                 "real_raw_dir": None},
+        "smoke": {"dataset": "kitti-raw-smoke", "real_raw_dir": None},
+        "book": {"dataset": "kitti-raw-book", "real_raw_dir": None},
+        "full": {"dataset": "kitti-raw-full", "real_raw_dir": None},
     },
     "04_scale_invariant_error": {
         "smoke": {"dataset": "indoor-smoke", "n_train_views": 9, "n_test_views": 3, "n_pairwise": 400, "fit_steps": 60},

@@ -20,9 +20,9 @@ camera. It needs only NumPy and Pillow (no torch), so worker processes start fas
 **Units.** In memory, depth is float32 metres with 0 = invalid (as everywhere in mdlearn):
 :func:`disparity_to_metres` converts with the toolbox's ``351.3 / (1092.5 - raw)``.
 
-**Pixel grids.** mdlearn puts pixel centres at integer 0-based coordinates. The toolbox
-back-projects and projects on a 1-based grid (``meshgrid(1:640, 1:480)``), so its principal
-points are 1 larger than the 0-based ones: :data:`NYU_KINECT` stores ``cx - 1, cy - 1``.
+**Pixel grids.** The toolbox works on a 1-based grid, so its principal points are one larger than
+mdlearn's 0-based ones; :data:`NYU_KINECT` takes the converted intrinsics from
+:mod:`mdlearn.camera` (where the conversion is explained).
 """
 
 from __future__ import annotations
@@ -36,11 +36,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..camera import Intrinsics
-from ..errors import FormatError
+from ..camera import NYU_DEPTH, NYU_RGB, Intrinsics
+from ..errors import FormatError, UsageError
 
 __all__ = [
-    "DISPARITY_NUMERATOR", "DISPARITY_OFFSET", "RAW_INVALID", "TOOLBOX_MIN_RAW", "TOOLBOX_MAX_DEPTH",
+    "DISPARITY_NUMERATOR", "DISPARITY_OFFSET", "RAW_INVALID", "TOOLBOX_MIN_RAW", "NYU_MAX_DEPTH",
     "Distortion", "KinectCalibration", "NYU_KINECT", "TOOLBOX_R", "TOOLBOX_T",
     "RawName", "parse_raw_name", "format_raw_name",
     "read_kinect_disparity", "write_kinect_pgm", "read_kinect_depth", "read_kinect_ppm", "write_kinect_ppm",
@@ -59,8 +59,10 @@ DISPARITY_OFFSET = 1092.5
 RAW_INVALID = 2047
 #: ``project_depth_map.m`` sets raw values below 600 (depths under 0.71 m) to invalid.
 TOOLBOX_MIN_RAW = 600
-#: ``camera_params.m``: ``maxDepth = 10`` metres.
-TOOLBOX_MAX_DEPTH = 10.0
+#: Largest depth NYU Depth v2 keeps, in metres: the toolbox's ``camera_params.m`` sets
+#: ``maxDepth = 10`` and ``depth_rel2depth_abs.m`` clips to it. The one definition of the cap
+#: (:mod:`mdlearn.data.nyu` re-exports it; the NYU evaluation protocols use it).
+NYU_MAX_DEPTH = 10.0
 
 #: The nine numbers of ``camera_params.m`` from which the toolbox builds its rotation as
 #: ``R = inv(reshape(-v, 3, 3)')``.
@@ -142,18 +144,16 @@ class KinectCalibration:
             return self
         f = width / self.rgb.width
         if abs(height - self.rgb.height * f) > 0.5:
-            raise ValueError(f"{width}x{height} does not have the aspect ratio of "
+            raise UsageError(f"{width}x{height} does not have the aspect ratio of "
                              f"{self.rgb.width}x{self.rgb.height}")
         return replace(self, rgb=self.rgb.scaled(f), depth=self.depth.scaled(f))
 
 
-#: The NYU Depth v2 Kinect (``camera_params.m``), 640x480, principal points converted to
-#: mdlearn's 0-based pixel centres (toolbox value - 1).
+#: The NYU Depth v2 Kinect (``camera_params.m``), 640x480: the intrinsics are
+#: :data:`mdlearn.camera.NYU_RGB` and :data:`mdlearn.camera.NYU_DEPTH` (0-based principal points).
 NYU_KINECT = KinectCalibration(
-    rgb=Intrinsics(fx=5.1885790117450188e+02, fy=5.1946961112127485e+02, cx=3.2558244941119034e+02 - 1,
-                   cy=2.5373616633400465e+02 - 1, width=640, height=480),
-    depth=Intrinsics(fx=5.8262448167737955e+02, fy=5.8269103270988637e+02, cx=3.1304475870804731e+02 - 1,
-                     cy=2.3844389626620386e+02 - 1, width=640, height=480),
+    rgb=NYU_RGB,
+    depth=NYU_DEPTH,
     rgb_distortion=Distortion(2.0796615318809061e-01, -5.8613825163911781e-01, 7.2231363135888329e-04,
                               1.0479627195765181e-03, 4.9856986684705107e-01),
     depth_distortion=Distortion(-9.9897236553084481e-02, 3.9065324602765344e-01, 1.9290592870229277e-03,
@@ -273,7 +273,7 @@ def read_kinect_disparity(path: str | os.PathLike) -> np.ndarray:
     return raw.astype(np.uint16)
 
 
-def read_kinect_depth(path: str | os.PathLike, max_depth: float = TOOLBOX_MAX_DEPTH) -> np.ndarray:
+def read_kinect_depth(path: str | os.PathLike, max_depth: float = NYU_MAX_DEPTH) -> np.ndarray:
     """Read a raw ``d-*.pgm`` frame as float32 metres in the **depth** camera (0 = invalid).
 
     Introduced in Chapter 2. Not undistorted and not registered to RGB: see :func:`register_depth`.
@@ -347,7 +347,7 @@ def read_accel_dump(path: str | os.PathLike) -> AccelRecord:
 
 
 def disparity_to_metres(raw: np.ndarray, min_raw: int = TOOLBOX_MIN_RAW,
-                        max_depth: float = TOOLBOX_MAX_DEPTH) -> np.ndarray:
+                        max_depth: float = NYU_MAX_DEPTH) -> np.ndarray:
     """Raw Kinect disparity to float32 metres, 0 where invalid (Chapter 2).
 
     ``depth = 351.3 / (1092.5 - raw)``. Invalid: ``raw == 2047`` (no reading), ``raw <
@@ -388,7 +388,7 @@ def _min_max_levels(raw: np.ndarray, lut: np.ndarray) -> tuple[int, int] | None:
     return (int(levels[0]), int(levels[-1])) if levels.size else None
 
 
-def mask_min_max(raw: np.ndarray, min_raw: int = TOOLBOX_MIN_RAW, max_depth: float = TOOLBOX_MAX_DEPTH) -> np.ndarray:
+def mask_min_max(raw: np.ndarray, min_raw: int = TOOLBOX_MIN_RAW, max_depth: float = NYU_MAX_DEPTH) -> np.ndarray:
     """Set the pixels at the frame's smallest and largest valid depth to invalid (Chapter 2).
 
     The paper (section 4.1) masks "depths equal to the minimum or maximum recorded for each
@@ -426,7 +426,7 @@ def depth_rays(calib: KinectCalibration) -> tuple[np.ndarray, np.ndarray]:
 
 def register_depth(raw: np.ndarray, calib: KinectCalibration = NYU_KINECT, value: str = "rgb",
                    min_max_mask: bool = False, min_raw: int = TOOLBOX_MIN_RAW,
-                   max_depth: float = TOOLBOX_MAX_DEPTH) -> np.ndarray:
+                   max_depth: float = NYU_MAX_DEPTH) -> np.ndarray:
     """Project a raw depth frame into the (undistorted) RGB camera with a z-buffer (Chapter 2).
 
     The toolbox's ``project_depth_map.m``, vectorised: raw disparity -> metres (invalid = 0),
@@ -474,7 +474,7 @@ def register_depth(raw: np.ndarray, calib: KinectCalibration = NYU_KINECT, value
     idx = vi[ok].astype(np.intp) * w + ui[ok].astype(np.intp)
     vals = (Zr if value == "rgb" else z)[ok] if value in ("rgb", "toolbox") else None
     if vals is None:
-        raise ValueError(f"value must be 'rgb' or 'toolbox', got {value!r}")
+        raise UsageError(f"value must be 'rgb' or 'toolbox', got {value!r}")
     out = np.full(h * w, np.inf, dtype=np.float32)
     np.minimum.at(out, idx, vals.astype(np.float32))
     out[~np.isfinite(out)] = 0.0
@@ -513,7 +513,7 @@ def undistort_rgb(rgb: np.ndarray, calib: KinectCalibration = NYU_KINECT) -> np.
     """
     rgb = np.asarray(rgb)
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-        raise ValueError(f"expected an (H, W, 3) uint8 image, got {rgb.dtype} {rgb.shape}")
+        raise UsageError(f"expected an (H, W, 3) uint8 image, got {rgb.dtype} {rgb.shape}")
     h, w = rgb.shape[:2]
     idx, wts = _rgb_undistort_map(calib.for_size(w, h))
     px = np.zeros((h * w, 4), np.uint8)

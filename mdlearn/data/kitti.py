@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..errors import FormatError
+from ..errors import FormatError, UsageError
 from .formats import read_text
 
 if TYPE_CHECKING:  # mdlearn.camera imports torch; the prepare workers need only numpy
@@ -61,9 +61,6 @@ __all__ = [
     "SplitEntry",
     "read_split",
     "expand_sides",
-    "Crop",
-    "GARG_CROP",
-    "EIGEN_CROP",
     "KITTI_MIN_DEPTH",
     "KITTI_MAX_DEPTH",
 ]
@@ -88,12 +85,16 @@ KITTI_MAX_DEPTH = 80.0
 
 # ------------------------------------------------------------------------------- calibration
 
+#: Keys of the calibration files whose values are text, not numbers.
+_TEXT_KEYS = frozenset({"calib_time"})
+
 
 def read_calib_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Parse a KITTI ``key: v1 v2 ...`` calibration file into float64 arrays.
 
-    Introduced in Chapter 3. Keys whose values are not numbers (``calib_time``) are skipped.
-    Raises :class:`FormatError` naming the file for a missing file or a line without ``:``.
+    Introduced in Chapter 3. ``calib_time`` (a date, the only text field of the KITTI formats) is
+    skipped. Raises :class:`FormatError` naming the file and line for a missing file, a line
+    without ``:``, and a value that is not a number (naming the key and the bad token).
     """
     path = Path(path)
     text = read_text(path, "calibration file")
@@ -103,11 +104,16 @@ def read_calib_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
             continue
         if ":" not in line:
             raise FormatError(f"{path}:{n}: expected 'key: values', got {line.strip()[:40]!r}")
-        key, values = line.split(":", 1)
-        try:
-            out[key.strip()] = np.array([float(v) for v in values.split()], dtype=np.float64)
-        except ValueError:
-            continue  # calib_time and other text fields
+        key, values = (part.strip() for part in line.split(":", 1))
+        if key in _TEXT_KEYS:
+            continue
+        numbers = []
+        for token in values.split():
+            try:
+                numbers.append(float(token))
+            except ValueError:
+                raise FormatError(f"{path}:{n}: key {key!r} has a value that is not a number: {token!r}") from None
+        out[key] = np.array(numbers, dtype=np.float64)
     return out
 
 
@@ -454,7 +460,7 @@ def stationary_mask(oxts: np.ndarray, rule: str = "speed", threshold: float | No
     """
     oxts = np.asarray(oxts, dtype=np.float64)
     if oxts.ndim != 2 or oxts.shape[1] != len(OXTS_FIELDS):
-        raise ValueError(f"expected (N, {len(OXTS_FIELDS)}) OXTS packets, got {oxts.shape}")
+        raise UsageError(f"expected (N, {len(OXTS_FIELDS)}) OXTS packets, got {oxts.shape}")
     i = OXTS_FIELDS.index
     if rule == "speed":
         thr = STATIONARY_SPEED if threshold is None else threshold
@@ -462,7 +468,7 @@ def stationary_mask(oxts: np.ndarray, rule: str = "speed", threshold: float | No
     if rule == "acceleration":
         thr = STATIONARY_ACCELERATION if threshold is None else threshold
         return np.hypot(oxts[:, i("af")], oxts[:, i("al")]) < thr
-    raise ValueError(f"unknown stationary rule {rule!r}; use 'speed' or 'acceleration'")
+    raise UsageError(f"unknown stationary rule {rule!r}; use 'speed' or 'acceleration'")
 
 
 # ----------------------------------------------------------------------------------- splits
@@ -517,41 +523,3 @@ def read_split(path: str | os.PathLike) -> list[SplitEntry]:
 def expand_sides(entries: list[SplitEntry]) -> list[tuple[str, int, str]]:
     """``(drive, frame, camera folder)`` per image: both cameras of a pair become two samples."""
     return [(e.drive, e.frame, SIDES[s]) for e in entries for s in e.sides]
-
-
-# ------------------------------------------------------------------------------------ crops
-
-
-@dataclass(frozen=True)
-class Crop:
-    """An evaluation crop as fractions of the image height and width (Chapter 3).
-
-    :meth:`slices` converts to pixel rows and columns the way ``evaluate_kitti.py`` of
-    ``mrharicot/monodepth`` does (``int`` truncation of fraction x size).
-    """
-
-    name: str
-    rows: tuple[float, float]
-    cols: tuple[float, float]
-    source: str = ""
-
-    def slices(self, height: int, width: int) -> tuple[slice, slice]:
-        r0, r1 = int(self.rows[0] * height), int(self.rows[1] * height)
-        c0, c1 = int(self.cols[0] * width), int(self.cols[1] * width)
-        return slice(r0, r1), slice(c0, c1)
-
-    def mask(self, height: int, width: int) -> np.ndarray:
-        """``(height, width)`` bool, True inside the crop."""
-        m = np.zeros((height, width), dtype=bool)
-        m[self.slices(height, width)] = True
-        return m
-
-
-#: Garg et al. (2016) crop: rows 0.408–0.992 of H, cols 0.036–0.964 of W; on 375x1242 rows
-#: 153:371, cols 44:1197. What the annotated-ground-truth protocol (BTS, AdaBins, ZoeDepth) uses.
-GARG_CROP = Crop("garg", (0.40810811, 0.99189189), (0.03594771, 0.96405229),
-                 "mrharicot/monodepth:utils/evaluate_kitti.py")
-#: The crop ``evaluate_kitti.py`` says was "found by trial and error to reproduce Eigen NIPS14
-#: results": rows 0.332–0.914 of H, the same columns; on 375x1242 rows 124:342.
-EIGEN_CROP = Crop("eigen", (0.3324324, 0.91351351), (0.03594771, 0.96405229),
-                  "mrharicot/monodepth:utils/evaluate_kitti.py")

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import UsageError
 from .kitti import Calibration
 
 __all__ = [
@@ -84,7 +85,7 @@ def sweep_time_offsets(points: np.ndarray, rate_hz: float = SCAN_RATE_HZ,
         points: ``(N, >=2)`` Velodyne-frame points.
     """
     if direction not in ("clockwise", "counterclockwise"):
-        raise ValueError(f"direction must be 'clockwise' or 'counterclockwise', got {direction!r}")
+        raise UsageError(f"direction must be 'clockwise' or 'counterclockwise', got {direction!r}")
     phi = np.arctan2(points[:, 1].astype(np.float64), points[:, 0].astype(np.float64))
     sign = -1.0 if direction == "clockwise" else 1.0
     return sign * phi / (2.0 * np.pi * rate_hz)
@@ -112,7 +113,7 @@ class Projection:
             return self.camz
         if variant == "velx":
             return self.velx
-        raise ValueError(f"variant {variant!r} is not computed from a scan; use 'camz' or 'velx' "
+        raise UsageError(f"variant {variant!r} is not computed from a scan; use 'camz' or 'velx' "
                          f"('annotated' maps are read from disk)")
 
 
@@ -134,10 +135,10 @@ def project_scan(points: np.ndarray, calib: Calibration, cam: int = 2, size: tup
         the :class:`Projection` of the points inside the image.
     """
     if pixel not in PIXEL_RULES:
-        raise ValueError(f"unknown pixel rule {pixel!r}; choose one of {', '.join(PIXEL_RULES)}")
+        raise UsageError(f"unknown pixel rule {pixel!r}; choose one of {', '.join(PIXEL_RULES)}")
     w, h = size or calib.image_size.get(cam, (0, 0))
     if not (w > 0 and h > 0):
-        raise ValueError("image size unknown: pass size=(width, height)")
+        raise UsageError("image size unknown: pass size=(width, height)")
     M = calib.velo_to_image(cam)
     # row by row in float64 (numpy's (N, 3) @ (3, 3) is many times slower than this on one core)
     x, y, z = (points[:, k].astype(np.float64) for k in range(3))
@@ -175,12 +176,12 @@ def resolve_conflicts(linear: np.ndarray, values: np.ndarray, rule: str = "time"
     """
     if rule == "time":
         if dt is None:
-            raise ValueError("the 'time' rule needs each point's capture time (dt)")
+            raise UsageError("the 'time' rule needs each point's capture time (dt)")
         order = np.lexsort((values, np.abs(dt), linear))
     elif rule == "nearest":
         order = np.lexsort((values, linear))
     else:
-        raise ValueError(f"unknown conflict rule {rule!r}; choose one of {', '.join(CONFLICT_RULES)}")
+        raise UsageError(f"unknown conflict rule {rule!r}; choose one of {', '.join(CONFLICT_RULES)}")
     first = np.ones(order.size, dtype=bool)
     first[1:] = linear[order][1:] != linear[order][:-1]
     return order[first]

@@ -38,45 +38,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import FormatError, UsageError
+from ..errors import FormatError
 from .formats import read_text
-from .kinect import RawName, parse_raw_name
+from .kinect import NYU_MAX_DEPTH, RawName, parse_raw_name  # the 10 m cap is the sensor's: defined in kinect
 
 __all__ = [
     "SyncEntry", "read_files_with_gt", "NYU_MAX_DEPTH",
-    "NYU_EVAL_CROP_COMMON", "NYU_EVAL_CROP_TOOLBOX", "eval_crop_mask",
     "RawScene", "list_raw_scene", "SyncResult", "nearest_frames", "synchronise",
     "NYU_LABELED_COUNT", "NYU_TRAIN_COUNT", "NYU_TEST_COUNT", "read_splits", "NYULabeled",
 ]
-
-#: Largest depth the NYU toolbox keeps (``depth_rel2depth_abs.m`` clips to 10 m).
-NYU_MAX_DEPTH = 10.0
-
-#: The NYU evaluation crop as BTS, AdaBins and ZoeDepth apply it: rows 45:471, cols 41:601 as
-#: **0-based, end-exclusive** slices ``(top, bottom, left, right)`` of a 480x640 image (426x560).
-#: :data:`mdlearn.evaluation.NYU_CROP_EIGEN` is the protocol object built on the same numbers.
-NYU_EVAL_CROP_COMMON = (45, 471, 41, 601)
-#: The toolbox's own valid region, ``get_projection_mask.m``: ``mask(45:471, 41:601)`` in
-#: MATLAB's **1-based, inclusive** indexing = rows 44:471, cols 40:601 0-based (427x561), one
-#: pixel larger at the top and left than the common one (:data:`mdlearn.evaluation.NYU_CROP_TOOLBOX`).
-NYU_EVAL_CROP_TOOLBOX = (44, 471, 40, 601)
-
-
-def eval_crop_mask(height: int = 480, width: int = 640, convention: str = "common") -> np.ndarray:
-    """Boolean ``(height, width)`` mask of the NYU evaluation crop (Chapter 2).
-
-    ``convention`` is ``"common"`` (:data:`NYU_EVAL_CROP_COMMON`) or ``"toolbox"``
-    (:data:`NYU_EVAL_CROP_TOOLBOX`). The crop is defined on 480x640 images only.
-    """
-    crops = {"common": NYU_EVAL_CROP_COMMON, "toolbox": NYU_EVAL_CROP_TOOLBOX}
-    if convention not in crops:
-        raise UsageError(f"unknown crop convention {convention!r}; choose 'common' or 'toolbox'")
-    if (height, width) != (480, 640):
-        raise UsageError(f"the NYU crop is defined for 480x640 images, got {height}x{width}")
-    t, b, l, r = crops[convention]
-    m = np.zeros((height, width), bool)
-    m[t:b, l:r] = True
-    return m
 
 
 # ------------------------------------------------------------------------------ sync layout

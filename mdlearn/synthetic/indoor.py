@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..camera import NYU_RGB, Intrinsics
+from ..errors import MdlearnError, UsageError
 from .raycast import (aabb_corners, camera_rays, interior_exit, ray_box, ray_sphere, ray_vertical_cylinder,
                       screen_rect)
 from .textures import TEXTURE_KINDS, pattern
@@ -145,7 +146,7 @@ class Room:
     def scaled(self, s: float) -> "Room":
         """The same room built ``s`` times larger (the dollhouse experiment of Chapter 1)."""
         if not s > 0:
-            raise ValueError(f"scale must be positive, got {s}")
+            raise UsageError(f"scale must be positive, got {s}")
         sc = lambda v: tuple(float(x) * s for x in v)  # noqa: E731
         return replace(
             self,
@@ -732,7 +733,7 @@ def sample_pose(room: Room, rng: np.random.Generator, K: Intrinsics = NYU_RGB) -
         if score < best_score:
             best, best_score = pose, score
     if best is None:
-        raise RuntimeError(f"could not place a camera in room {room.name} (too cluttered)")
+        raise MdlearnError(f"could not place a camera in room {room.name} (too cluttered)")
     return best
 
 
