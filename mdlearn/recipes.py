@@ -220,7 +220,7 @@ def predict(model, dataset, scale: str = "fine", batch_size: int = 16, device: s
 
     from .runtime import default_device
 
-    dev = torch.device(device) if device else default_device()
+    dev = default_device(device)
     model = model.to(dev).eval()
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
     out = []

@@ -470,7 +470,7 @@ class Trainer:
         self.model, self.optimizer, self.data, self.config = model, optimizer, data, config
         self.scheduler = scheduler
         self.loss_fn: LossFn = loss_fn or (lambda p, t, v: masked_si_loss(p, t, v, config.lam))
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = default_device(device)
         cuda = self.device.type == "cuda"
         self.amp = cuda if config.amp is None else bool(config.amp)
         self.amp_dtype = torch.float16 if config.amp_dtype == "float16" else torch.bfloat16
