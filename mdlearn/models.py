@@ -486,3 +486,20 @@ def count_parameters(model: nn.Module) -> int:
     """Number of scalar parameters of ``model``."""
     return sum(p.numel() for p in model.parameters())
 
+
+
+def format_layer_table(rows: list[dict[str, Any]]) -> str:
+    """:func:`layer_table`'s rows as a fixed-width text table that fits the book's column (Chapter 6).
+
+    Columns: layer, operation, output size (width x height) and channels, receptive field and
+    stride in input pixels, parameters.
+    """
+    head = f"{'layer':9s}{'operation':31s}{'out':>8s}{'ch':>6s}{'rf':>5s}{'st':>4s}{'params':>12s}"
+    lines = [head, "-" * len(head)]
+    for r in rows:
+        ch = r["shape"][0] if len(r["shape"]) == 3 else r["shape"][0]
+        rf = "" if r["receptive_field"] is None else str(r["receptive_field"])
+        st = "" if r["stride"] is None else str(r["stride"])
+        lines.append(f"{r['layer']:9s}{r['operation'][:30]:31s}{r['size'] or '-':>8s}{ch:>6d}{rf:>5s}{st:>4s}"
+                     f"{r['params']:>12,d}")
+    return "\n".join(lines)

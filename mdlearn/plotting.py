@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 __all__ = ["DEPTH_CMAP", "ERROR_CMAP", "BOOK_WIDTH", "as_numpy_image", "show_depth", "show_error", "depth_gallery",
-           "plot_history"]
+           "plot_history", "template_grid"]
 
 #: The colour map of every depth map in the book (perceptually uniform; near = dark).
 DEPTH_CMAP = "viridis"
@@ -156,3 +156,26 @@ def plot_history(history: Sequence[Mapping[str, float]], keys: Sequence[str] = (
         ax.legend()
         ax.grid(alpha=0.3)
     return ax
+
+
+def template_grid(maps: Sequence[Any], titles: Sequence[str] | None = None, columns: int = 4,
+                  width: float = BOOK_WIDTH):
+    """Signed maps (e.g. Coarse 7 weight vectors, Chapter 6) in a grid, each on its own symmetric
+    diverging scale (red positive = farther in log depth, blue negative). Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    maps = [as_numpy_image(m).astype(np.float64) for m in maps]
+    rows = (len(maps) + columns - 1) // columns
+    h, w = maps[0].shape
+    with plt.rc_context(_rc()):
+        fig, axes = plt.subplots(rows, columns, figsize=(width, rows * width / columns * h / w + 0.4),
+                                 squeeze=False, constrained_layout=True)
+        for k, ax in enumerate(axes.ravel()):
+            ax.set_axis_off()
+            if k >= len(maps):
+                continue
+            lim = float(np.abs(maps[k]).max()) or 1.0
+            ax.imshow(maps[k], cmap=ERROR_CMAP, vmin=-lim, vmax=lim, interpolation="nearest")
+            if titles is not None:
+                ax.set_title(titles[k])
+    return fig

@@ -41,7 +41,8 @@ import torch
 from .errors import UsageError
 
 __all__ = ["Recipe", "RECIPES", "get_recipe", "recipe_key", "training_data", "train_stage", "trained_checkpoint",
-           "predict", "mean_log_depth", "evaluate", "relative_improvement", "TABLE1_METRICS", "models_dir"]
+           "predict", "mean_log_depth", "evaluate", "relative_improvement", "TABLE1_METRICS", "models_dir",
+           "format_results", "targets", "build"]
 
 #: The eight metrics of the paper's Table 1 (``log10`` is not among them).
 TABLE1_METRICS = ("delta1", "delta2", "delta3", "abs_rel", "sq_rel", "rmse", "rmse_log", "rmse_log_si")
@@ -68,6 +69,9 @@ class Recipe:
     lam: float = 0.5
     seed: int = 0
     log_every: int = 25
+    #: start the fine stage from this recipe's coarse checkpoint (e.g. a lambda variant of the
+    #: fine stage only); None: this recipe's own coarse stage
+    coarse_recipe: str | None = None
 
     def describe(self) -> dict[str, Any]:
         return asdict(self)
@@ -81,9 +85,10 @@ RECIPES: dict[str, Recipe] = {
 }
 
 
-def get_recipe(name: str, **overrides: Any) -> Recipe:
-    """The recipe ``name`` with ``overrides`` applied (Chapter 6). Raises ``UsageError`` for an
-    unknown name or field."""
+def get_recipe(recipe: str, /, **overrides: Any) -> Recipe:
+    """The recipe named ``recipe`` with ``overrides`` applied (a new ``name=`` among them names a
+    variant; Chapter 6). Raises ``UsageError`` for an unknown recipe or field."""
+    name = recipe
     if name not in RECIPES:
         raise UsageError(f"unknown recipe {name!r}; known: {', '.join(RECIPES)}")
     fields = set(Recipe.__dataclass_fields__)
@@ -201,8 +206,10 @@ def trained_checkpoint(recipe: Recipe | str, stage: str, *, data_root: str | os.
     out = models_dir() / f"{recipe.name}-{stage}-{recipe_key(recipe, stage, root)}.pt"
     if out.is_file():
         return out
-    init = trained_checkpoint(recipe, "coarse", data_root=root, progress=progress, device=device) \
-        if stage == "fine" else None
+    init = None
+    if stage == "fine":
+        base = get_recipe(recipe.coarse_recipe) if recipe.coarse_recipe else recipe
+        init = trained_checkpoint(base, "coarse", data_root=root, progress=progress, device=device)
     out.parent.mkdir(parents=True, exist_ok=True)
     train_stage(recipe, stage, out, data_root=root, init=init, progress=progress, device=device)
     return out
@@ -281,3 +288,15 @@ def relative_improvement(ours: dict[str, float], baseline: dict[str, float],
         b, o = baseline[m], ours[m]
         out[m] = (o - b) / b if HIGHER_IS_BETTER[m] else (b - o) / b
     return out
+
+
+def format_results(results: dict[str, dict[str, float]], metrics: tuple[str, ...] = TABLE1_METRICS,
+                   digits: int = 3) -> str:
+    """Rows of Table 1 (one per method) as fixed-width text fitting the book's column (Chapters 6-7)."""
+    short = {"delta1": "d<1.25", "delta2": "d<1.25^2", "delta3": "d<1.25^3", "abs_rel": "abs rel",
+             "sq_rel": "sqr rel", "rmse": "RMSE", "rmse_log": "RMSE log", "rmse_log_si": "sc.inv."}
+    w = max(8, digits + 4)
+    lines = [f"{'':13s}" + "".join(f"{short.get(m, m):>{w}s}" for m in metrics)]
+    for name, r in results.items():
+        lines.append(f"{name[:13]:13s}" + "".join(f"{r[m]:>{w}.{digits}f}" for m in metrics))
+    return "\n".join(lines)

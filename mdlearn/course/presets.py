@@ -48,6 +48,16 @@ CHAPTER_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "book": {"dataset": "indoor", "n_train_views": 400, "n_test_views": 228, "n_pairwise": 2000, "fit_steps": 300},
         "full": {"dataset": "indoor", "n_train_views": 2052, "n_test_views": 228, "n_pairwise": 4000, "fit_steps": 500},
     },
+    "06_the_coarse_network": {
+        "smoke": {"recipe": "smoke", "n_show": 2, "n_templates": 4},
+        "book": {"recipe": "book", "n_show": 4, "n_templates": 8},
+        "full": {"recipe": "paper", "n_show": 6, "n_templates": 8},
+    },
+    "07_the_fine_network": {
+        "smoke": {"recipe": "smoke", "n_show": 2, "lambda0_samples": 16},
+        "book": {"recipe": "book", "n_show": 4, "lambda0_samples": 4000},
+        "full": {"recipe": "paper", "n_show": 6, "lambda0_samples": 1_500_000},
+    },
 }
 
 

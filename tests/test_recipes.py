@@ -1,0 +1,84 @@
+"""mdlearn.recipes: named recipes, checkpoints trained once and reused, the Mean baseline, Table-1 helpers."""
+
+import numpy as np
+import pytest
+import torch
+
+from mdlearn import recipes
+from mdlearn.data.sample import make_sample
+from mdlearn.errors import UsageError
+
+
+def test_get_recipe_overrides_and_errors():
+    r = recipes.get_recipe("book", lam=0.0, name="book-l0")
+    assert r.lam == 0.0 and r.name == "book-l0" and recipes.RECIPES["book"].lam == 0.5
+    with pytest.raises(UsageError, match="unknown recipe"):
+        recipes.get_recipe("nope")
+    with pytest.raises(UsageError, match="no field"):
+        recipes.get_recipe("book", learning_rate=1.0)
+
+
+def test_paper_recipe_is_the_papers():
+    p = recipes.RECIPES["paper"]
+    assert (p.input_size, p.optimizer, p.batch_size) == ((228, 304), "sgd", 32)
+    assert (p.coarse_samples, p.fine_samples, p.lam) == (2_000_000, 1_500_000, 0.5)
+
+
+def test_relative_improvement_signs():
+    base = {m: 1.0 for m in recipes.TABLE1_METRICS}
+    ours = {m: (1.5 if m.startswith("delta") else 0.5) for m in recipes.TABLE1_METRICS}
+    gain = recipes.relative_improvement(ours, base)
+    assert all(abs(v - 0.5) < 1e-12 for v in gain.values())
+    worse = recipes.relative_improvement(base, ours)
+    assert all(v < 0 for v in worse.values())
+
+
+class _Fixed(torch.utils.data.Dataset):
+    def __init__(self, depths):
+        self.depths = depths
+
+    def __len__(self):
+        return len(self.depths)
+
+    def __getitem__(self, i):
+        d = self.depths[i]
+        return make_sample(np.zeros((*d.shape, 3), np.uint8), d, (5.0, 5.0, 1.0, 1.0), name=str(i), dataset="t",
+                           split="train", gt="filled")
+
+
+def test_mean_log_depth_is_the_geometric_mean_over_valid_samples():
+    a = np.full((2, 3), 2.0, np.float32)
+    b = np.full((2, 3), 8.0, np.float32)
+    b[0, 0] = 0.0  # invalid in b: the mean there is a's value alone
+    m = recipes.mean_log_depth(_Fixed([a, b]))
+    assert np.isclose(m[1, 1], 4.0) and np.isclose(m[0, 0], 2.0)
+
+
+def test_evaluate_and_format_results():
+    gt = np.full((2, 4, 4), 2.0, np.float32)
+    r = recipes.evaluate(gt * 1.1, gt)
+    assert abs(r["rmse_log"] - np.log(1.1)) < 1e-6 and r["rmse_log_si"] < 1e-6
+    text = recipes.format_results({"Mean": r, "Coarse": r})
+    assert text.count("\n") == 2 and max(len(line) for line in text.splitlines()) <= 80
+
+
+@pytest.mark.slow
+def test_trained_checkpoint_trains_once_then_reuses(tmp_path, monkeypatch):
+    """The smoke recipe end to end on a tiny generated world: coarse then fine, cached by key."""
+    monkeypatch.setenv("MDLEARN_DATA", str(tmp_path))
+    calls = []
+    real = recipes.train_stage
+    monkeypatch.setattr(recipes, "train_stage", lambda *a, **k: calls.append(a[1]) or real(*a, **k))
+    fine = recipes.trained_checkpoint("smoke", "fine", progress=False, device="cpu")
+    assert calls == ["coarse", "fine"] and fine.is_file() and fine.parent == tmp_path / "models"
+    again = recipes.trained_checkpoint("smoke", "fine", progress=False, device="cpu")
+    assert again == fine and calls == ["coarse", "fine"]  # nothing retrained
+    other = recipes.get_recipe("smoke", name="smoke-l0", lam=0.0, coarse_recipe="smoke")
+    recipes.trained_checkpoint(other, "fine", progress=False, device="cpu")
+    assert calls == ["coarse", "fine", "fine"]  # the variant reuses the smoke coarse stage
+    from mdlearn.train import model_from_checkpoint
+
+    model = model_from_checkpoint(fine, device="cpu")
+    test = recipes.training_data(recipes.get_recipe("smoke"), "test", progress=False)
+    pred = recipes.predict(model, test, device="cpu")
+    assert pred.shape == recipes.targets(test).shape and np.isfinite(pred).all() and (pred > 0).all()
