@@ -63,12 +63,17 @@ def show_depth(ax, depth: Any, vmax: float | None = None, title: str | None = No
     cmap.set_bad("white")
     vmax = float(vmax) if vmax is not None else float(np.nanpercentile(d[d > 0], 99)) if (d > 0).any() else 1.0
     im = ax.imshow(shown, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+    return _finish(ax, im, title, "depth (m)" if colorbar else None)
+
+
+def _finish(ax, im, title: str | None, colorbar_label: str | None):
+    """No axes, an optional title, an optional colour bar with a label; returns ``im``."""
     ax.set_axis_off()
     if title:
         ax.set_title(title)
-    if colorbar:
+    if colorbar_label is not None:
         cb = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
-        cb.set_label("depth (m)")
+        cb.set_label(colorbar_label)
     return im
 
 
@@ -88,13 +93,7 @@ def show_error(ax, pred_depth: Any, target_depth: Any, limit: float = 0.5, title
     cmap = plt.get_cmap(ERROR_CMAP).copy()
     cmap.set_bad("white")
     im = ax.imshow(np.ma.masked_where(~ok, err), cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest")
-    ax.set_axis_off()
-    if title:
-        ax.set_title(title)
-    if colorbar:
-        cb = ax.figure.colorbar(im, ax=ax, fraction=0.046, pad=0.02)
-        cb.set_label("log error")
-    return im
+    return _finish(ax, im, title, "log error" if colorbar else None)
 
 
 def depth_gallery(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,

@@ -30,7 +30,7 @@ from .kitti import CAMERAS, Calibration, SplitEntry, expand_sides, find_drives, 
     stationary_mask
 from .kitti_depth import CONFLICT_RULES, GT_VARIANTS
 from .kitti_prepare import depth_path
-from .sample import CameraIntrinsics, make_sample
+from .sample import CameraIntrinsics, dataset_repr, make_sample
 
 __all__ = ["KittiDepthDataset", "ground_truth_path", "missing_ground_truth", "GT_TAGS", "KITTI_SPLITS",
            "KITTI_MAX_RANGE"]
@@ -154,8 +154,7 @@ class KittiDepthDataset(Dataset):
         return len(self.items)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(root={str(self.raw_dir)!r}, split={self.split!r}, size={len(self)}, "
-                f"variant={self.variant!r}, depth_dir={str(self.depth_dir)!r})")
+        return dataset_repr(self, self.raw_dir, self.split, variant=self.variant, depth_dir=str(self.depth_dir))
 
     def calibration(self, drive: str) -> Calibration:
         """The calibration of ``drive``'s date folder (read once per date)."""

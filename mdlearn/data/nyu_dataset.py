@@ -31,7 +31,7 @@ from ..jobs import MANIFEST_NAME, read_manifest
 from .formats import read_depth_png_mm, read_rgb
 from .kinect import NYU_KINECT
 from .nyu import NYU_MAX_DEPTH, NYULabeled, read_files_with_gt, read_splits
-from .sample import CameraIntrinsics, intrinsics_of, make_sample
+from .sample import CameraIntrinsics, dataset_repr, intrinsics_of, make_sample
 
 __all__ = ["NYUSyncDataset", "NYULabeledDataset", "NYU_SPLITS", "FOCAL_TOLERANCE"]
 
@@ -120,8 +120,7 @@ class NYUSyncDataset(Dataset):
         return len(self.entries)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, size={len(self)}, "
-                f"depth_kind={self.depth_kind!r})")
+        return dataset_repr(self, self.root, self.split, depth_kind=self.depth_kind)
 
     def depth_path(self, i: int) -> Path:
         """The depth file sample ``i`` reads (depends on ``depth_kind``)."""
@@ -179,8 +178,7 @@ class NYULabeledDataset(Dataset):
         return len(self.indices)
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(root={str(self.path)!r}, split={self.split!r}, size={len(self)}, "
-                f"depth_kind={self.depth_kind!r})")
+        return dataset_repr(self, self.path, self.split, depth_kind=self.depth_kind)
 
     def __getitem__(self, i: int) -> dict:
         if self._lab is None:

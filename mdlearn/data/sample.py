@@ -35,6 +35,7 @@ transforms pass it through. Pixel centres are at integer coordinates (``camera``
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,7 +48,7 @@ from torchvision.transforms.v2.functional import register_kernel
 from ..camera import Intrinsics
 from ..errors import FormatError
 
-__all__ = ["CameraIntrinsics", "make_sample", "check_sample", "SAMPLE_KEYS", "intrinsics_of"]
+__all__ = ["CameraIntrinsics", "make_sample", "check_sample", "SAMPLE_KEYS", "intrinsics_of", "dataset_repr"]
 
 #: The keys of every sample, in order.
 SAMPLE_KEYS = ("image", "depth", "valid", "intrinsics", "name", "dataset", "split", "gt")
@@ -310,3 +311,9 @@ def check_sample(sample: dict[str, Any], where: str = "sample") -> None:
     for k in ("name", "dataset", "split", "gt"):
         if not isinstance(sample[k], str):
             raise ValueError(f"{where}: {k} must be a string, got {type(sample[k]).__name__}")
+
+
+def dataset_repr(dataset: Any, root: Any, split: str, **fields: Any) -> str:
+    """The ``repr`` every mdlearn ``Dataset`` gives: class, root, split, size, then ``fields``."""
+    extra = "".join(f", {k}={str(v) if isinstance(v, os.PathLike) else v!r}" for k, v in fields.items())
+    return f"{type(dataset).__name__}(root={str(root)!r}, split={split!r}, size={len(dataset)}{extra})"
