@@ -59,8 +59,7 @@ def show_depth(ax, depth: Any, vmax: float | None = None, title: str | None = No
 
     d = as_numpy_image(depth).astype(np.float64)
     shown = np.ma.masked_where(~(d > 0), d)
-    cmap = plt.get_cmap(DEPTH_CMAP).copy()
-    cmap.set_bad("white")
+    cmap = plt.get_cmap(DEPTH_CMAP).with_extremes(bad="white")
     vmax = float(vmax) if vmax is not None else float(np.nanpercentile(d[d > 0], 99)) if (d > 0).any() else 1.0
     im = ax.imshow(shown, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
     return _finish(ax, im, title, "depth (m)" if colorbar else None)
@@ -90,8 +89,7 @@ def show_error(ax, pred_depth: Any, target_depth: Any, limit: float = 0.5, title
     ok = (t > 0) & (p > 0)
     err = np.zeros_like(t)
     err[ok] = np.log(p[ok]) - np.log(t[ok])
-    cmap = plt.get_cmap(ERROR_CMAP).copy()
-    cmap.set_bad("white")
+    cmap = plt.get_cmap(ERROR_CMAP).with_extremes(bad="white")
     im = ax.imshow(np.ma.masked_where(~ok, err), cmap=cmap, vmin=-limit, vmax=limit, interpolation="nearest")
     return _finish(ax, im, title, "log error" if colorbar else None)
 
