@@ -9,6 +9,10 @@ functions and shows the idea, not thirty lines of matplotlib.
 >>> fig = depth_gallery([{"image": np.zeros((4, 6, 3)), "depth": np.ones((4, 6))}], vmax=2.0)
 >>> len(fig.axes)  # one image, one depth map, one colour bar
 3
+>>> fig = depth_gallery([{"depth": np.ones((4, 6)), "valid": np.ones((4, 6), bool)}],
+...                     columns=["depth", "valid"], vmax=2.0)
+>>> len(fig.axes)  # the mask needs no colour bar
+3
 """
 
 from __future__ import annotations
@@ -94,20 +98,27 @@ def show_error(ax, pred_depth: Any, target_depth: Any, limit: float = 0.5, title
     return _finish(ax, im, title, "log error" if colorbar else None)
 
 
+def _is_mask_column(key: str) -> bool:
+    """Whether :func:`depth_gallery` draws column ``key`` as a validity mask."""
+    return key == "valid" or key.endswith("mask")
+
+
 def depth_gallery(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None,
                   titles: Mapping[str, str] | None = None, vmax: float | None = None, width: float = BOOK_WIDTH,
                   row_labels: Sequence[str] | None = None):
     """A grid with one row per example and one column per key (``"image"`` as RGB, anything
     ending in ``"depth"`` or ``"pred"`` as a depth map, ``"error"`` as :func:`show_error` of
-    ``pred`` against ``depth``). All depth maps of a figure share ``vmax`` and one colour bar
-    per row. Introduced in Chapter 1; returns the figure.
+    ``pred`` against ``depth``, ``"valid"`` or anything ending in ``"mask"`` as a validity mask:
+    white = valid, black = invalid, Chapter 5). All depth maps of a figure share ``vmax`` and one
+    colour bar per row. Introduced in Chapter 1; returns the figure.
     """
     import matplotlib.pyplot as plt
 
     columns = list(columns or [k for k in rows[0] if k in ("image", "depth", "pred", "error")])
     titles = dict(titles or {})
     if vmax is None:
-        vals = [as_numpy_image(r[c]) for r in rows for c in columns if c != "image" and c != "error"]
+        vals = [as_numpy_image(r[c]) for r in rows for c in columns
+                if c not in ("image", "error") and not _is_mask_column(c)]
         pos = np.concatenate([v[v > 0].ravel() for v in vals]) if vals else np.ones(1)
         vmax = float(np.percentile(pos, 99)) if pos.size else 1.0
     h, w = as_numpy_image(rows[0][columns[0]]).shape[:2]
@@ -120,7 +131,8 @@ def depth_gallery(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | No
             for j, c in enumerate(columns):
                 ax = axes[i, j]
                 title = titles.get(c, c) if i == 0 else None
-                last = j == len(columns) - 1 or columns[j + 1] in ("image", "error")
+                last = (j == len(columns) - 1 or columns[j + 1] in ("image", "error")
+                        or _is_mask_column(columns[j + 1]))
                 if c == "image":
                     ax.imshow(as_numpy_image(r[c]))
                     ax.set_axis_off()
@@ -128,6 +140,13 @@ def depth_gallery(rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | No
                         ax.set_title(title)
                 elif c == "error":
                     show_error(ax, r["pred"], r["depth"], title=title, colorbar=True)
+                elif _is_mask_column(c):
+                    ax.imshow(as_numpy_image(r[c]).astype(float), cmap="gray", vmin=0.0, vmax=1.0,
+                              interpolation="nearest")
+                    ax.set_xticks([])  # keep the frame: white (valid) must not melt into the page
+                    ax.set_yticks([])
+                    if title:
+                        ax.set_title(title)
                 else:
                     show_depth(ax, r[c], vmax=vmax, title=title, colorbar=last)
             if row_labels is not None:

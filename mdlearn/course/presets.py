@@ -48,6 +48,11 @@ CHAPTER_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "book": {"dataset": "indoor", "n_train_views": 400, "n_test_views": 228, "n_pairwise": 2000, "fit_steps": 300},
         "full": {"dataset": "indoor", "n_train_views": 2052, "n_test_views": 228, "n_pairwise": 4000, "fit_steps": 500},
     },
+    "05_data_augmentation": {
+        "smoke": {"dataset": "indoor-smoke", "sample_index": 0, "n_draws": 3, "recipe": "smoke", "n_timing": 8},
+        "book": {"dataset": "indoor", "sample_index": 400, "n_draws": 4, "recipe": "book", "n_timing": 64},
+        "full": {"dataset": "indoor", "sample_index": 400, "n_draws": 6, "recipe": "paper", "n_timing": 256},
+    },
     "06_the_coarse_network": {
         "smoke": {"recipe": "smoke", "n_show": 2, "n_templates": 4},
         "book": {"recipe": "book", "n_show": 4, "n_templates": 8},
