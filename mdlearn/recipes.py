@@ -72,6 +72,9 @@ class Recipe:
     #: start the fine stage from this recipe's coarse checkpoint (e.g. a lambda variant of the
     #: fine stage only); None: this recipe's own coarse stage
     coarse_recipe: str | None = None
+    #: the augmentation's zoom range and rotation (degrees); None: the paper's for the family
+    aug_scale: tuple[float, float] | None = None
+    aug_degrees: float | None = None
 
     def describe(self) -> dict[str, Any]:
         return asdict(self)
@@ -149,7 +152,8 @@ def training_data(recipe: Recipe, split: str, data_root: str | os.PathLike | Non
                          f"{recipe.cache_size[1]}x{recipe.cache_size[0]}", size=recipe.cache_size, progress=progress)
     use_aug = recipe.augment if augment is None else augment
     if split == "train" and use_aug:
-        tf = paper_augmentation(recipe.family, recipe.input_size)
+        tf = paper_augmentation(recipe.family, recipe.input_size, scale=recipe.aug_scale,
+                                degrees=recipe.aug_degrees)
     else:
         tf = test_transform(recipe.family, recipe.input_size)
     return CachedDataset(cache, split, transform=tf)
@@ -292,11 +296,16 @@ def relative_improvement(ours: dict[str, float], baseline: dict[str, float],
 
 def format_results(results: dict[str, dict[str, float]], metrics: tuple[str, ...] = TABLE1_METRICS,
                    digits: int = 3) -> str:
-    """Rows of Table 1 (one per method) as fixed-width text fitting the book's column (Chapters 6-7)."""
-    short = {"delta1": "d<1.25", "delta2": "d<1.25^2", "delta3": "d<1.25^3", "abs_rel": "abs rel",
-             "sq_rel": "sqr rel", "rmse": "RMSE", "rmse_log": "RMSE log", "rmse_log_si": "sc.inv."}
+    """Rows of Table 1 (one per method) as fixed-width text fitting the book's column (Chapters 6-7).
+
+    Columns: d1-d3 = the thresholds delta < 1.25^k, absrel, sqrel, rmse (metres), rmselog, si =
+    the scale-invariant error sqrt(D) of Eq. 1.
+    """
+    short = {"delta1": "d1", "delta2": "d2", "delta3": "d3", "abs_rel": "absrel",
+             "sq_rel": "sqrel", "rmse": "rmse", "rmse_log": "rmselog", "rmse_log_si": "si"}
     w = max(8, digits + 4)
-    lines = [f"{'':13s}" + "".join(f"{short.get(m, m):>{w}s}" for m in metrics)]
+    w = max(w, max(len(short.get(m, m)) for m in metrics) + 1)
+    lines = [f"{'':11s}" + "".join(f"{short.get(m, m):>{w}s}" for m in metrics)]
     for name, r in results.items():
-        lines.append(f"{name[:13]:13s}" + "".join(f"{r[m]:>{w}.{digits}f}" for m in metrics))
+        lines.append(f"{name[:11]:11s}" + "".join(f"{r[m]:>{w}.{digits}f}" for m in metrics))
     return "\n".join(lines)

@@ -18,7 +18,7 @@ from typing import Any
 
 from ..errors import UsageError
 
-__all__ = ["PRESETS", "CHAPTER_PRESETS", "chapter_config"]
+__all__ = ["PRESETS", "CHAPTER_PRESETS", "DRAFT_CHAPTERS", "chapter_config"]
 
 PRESETS = ("smoke", "book", "full")
 
@@ -65,6 +65,16 @@ CHAPTER_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
 }
 
+
+
+#: Chapters in the repository that the book does not show yet, with the reason. They run in the
+#: test suite (``smoke``) like every chapter; ``_toc.yml`` leaves them out until the reason is gone.
+DRAFT_CHAPTERS: dict[str, str] = {
+    "06_the_coarse_network": "the book recipe does not yet beat the Mean baseline by the paper's margin "
+                             "within the CPU training budget (see mdlearn.recipes)",
+    "07_the_fine_network": "as chapter 6: its book-preset asserts (Coarse+Fine >= 35 % over Mean) fail "
+                           "with the current book recipe",
+}
 
 
 def chapter_config(chapter: str, preset: str, **overrides: Any) -> dict[str, Any]:
