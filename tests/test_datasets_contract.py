@@ -22,6 +22,7 @@ import torch
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from mdlearn.data.cache import CachedDataset, ensure_cache
 from mdlearn.data.kinect import NYU_KINECT
 from mdlearn.data.kitti import read_split
 from mdlearn.data.kitti_dataset import KittiDepthDataset
@@ -102,7 +103,12 @@ def _labeled_wrong_layout(tmp: Path):
     return mat, lambda: NYULabeledDataset(mat, tmp / "splits.mat", "test")
 
 
-CASES = ["indoor", "nyu-raw-prepared", "labeled-extracted-raw", "labeled-mat", "kitti-all", "kitti-test-split"]
+CASES = ["indoor", "nyu-raw-prepared", "labeled-extracted-raw", "labeled-mat", "kitti-all", "kitti-test-split",
+         "cached-indoor"]
+
+
+def tmp_cache(request) -> Path:
+    return request.getfixturevalue("tmp_path_factory").mktemp("cache") / "cache"
 
 
 @pytest.fixture(scope="module", params=CASES)
@@ -114,6 +120,14 @@ def case(request, small_dataset) -> Case:
         return Case(name, lambda **kw: NYUSyncDataset(root, kw.pop("split", "train"), **kw), n, root, "train",
                     "nyu-sync", "filled", lambda s: _known(spec.intrinsics), (0.2, 10.0), True,
                     _nyu_wrong_layout)
+    if name == "cached-indoor":
+        root, spec = small_dataset
+        cache = ensure_cache(NYUSyncDataset(root, "train"), tmp_cache(request), size=(60, 80), progress=False)
+        n = read_index(root)["counts"]["train_views"]
+        camera = lambda s: _known(spec.intrinsics.scaled(80 / spec.intrinsics.width))  # noqa: E731
+        return Case(name, lambda **kw: CachedDataset(cache, kw.pop("split", "train"), **kw), n, cache, "train",
+                    "nyu-sync", "filled", camera, (0.2, 10.0), True,
+                    lambda tmp: (tmp / "train", lambda: CachedDataset(tmp, "train")))
     if name == "nyu-raw-prepared":
         root, report = request.getfixturevalue("nyu_prepared")
         return Case(name, lambda **kw: NYUSyncDataset(root, list_file=root / "files_with_gt.txt", **kw),

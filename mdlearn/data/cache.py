@@ -55,7 +55,7 @@ from torch.utils.data import Dataset
 
 from ..errors import FormatError, UsageError
 from .. import jobs
-from .sample import CameraIntrinsics, check_sample, make_sample
+from .sample import CameraIntrinsics, check_sample, dataset_repr, make_sample
 from .transforms import nyu_paper_input
 
 __all__ = ["CachedDataset", "ensure_cache", "write_cache", "dataset_identity", "is_current",
@@ -261,11 +261,17 @@ class CachedDataset(Dataset):
     """
 
     def __init__(self, path: str | os.PathLike, split: str = "train", transform: Callable | None = None):
-        self.folder = Path(path) / split
+        self.root, self.split = Path(path), split
+        self.folder = self.root / split
+        splits = sorted(p.name for p in self.root.iterdir() if jobs.made_by(p) == CACHE_FORMAT) \
+            if self.root.is_dir() else []
+        if splits and split not in splits:
+            raise UsageError(f"{self.root}: no split {split!r} in this cache; it holds {', '.join(splits)}")
         try:
             index = jobs.read_manifest(self.folder, CACHE_FORMAT)
         except FormatError as e:
-            raise FormatError(f"{self.folder}: not an mdlearn cache ({e}); make it with ensure_cache") from None
+            raise FormatError(f"{self.folder}: not an mdlearn cache ({e}); expected <split>/{INDEX_NAME} with "
+                              f"{', '.join(_FILES)}, as ensure_cache writes") from None
         if index.get("version") != CACHE_VERSION:
             raise FormatError(f"{self.folder}: cache version {index.get('version')}, this mdlearn reads "
                               f"{CACHE_VERSION}; regenerate it with ensure_cache")
@@ -285,6 +291,9 @@ class CachedDataset(Dataset):
 
     def __len__(self) -> int:
         return int(self.index["count"])
+
+    def __repr__(self) -> str:
+        return dataset_repr(self, self.root, self.split, size_hw=self.size)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         if self._images is None:
