@@ -42,7 +42,7 @@ from pathlib import Path
 
 from .errors import FormatError, UsageError
 
-__all__ = ["MANIFEST_NAME", "EXIT_STATUS_HELP", "source_hash", "write_manifest", "read_manifest", "made_by",
+__all__ = ["MANIFEST_NAME", "EXIT_STATUS_HELP", "check_count", "source_hash", "write_manifest", "read_manifest", "made_by",
            "is_current", "input_id", "check_output_folder", "open_resumable_output", "clean_stale", "stage",
            "publish", "staged_folder", "run_tasks", "JobReport"]
 
@@ -368,3 +368,12 @@ class JobReport:
 
     def as_dict(self) -> dict:
         return {"written": self.written, "resumed": self.resumed, "skipped": self.skipped, "counts": self.counts}
+
+
+def check_count(flag: str, value: object, minimum: int = 1) -> None:
+    """Raise :class:`~mdlearn.errors.UsageError` naming ``flag`` unless ``value`` is an int >= ``minimum``
+    (the size arguments every synthetic-world spec validates)."""
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}" if minimum else \
+            "a non-negative integer"
+        raise UsageError(f"{flag} must be {what}, got {value}")

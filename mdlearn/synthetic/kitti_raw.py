@@ -32,7 +32,7 @@ from ..data.kitti import (OXTS_FIELDS, write_oxts_packet, write_raw_calibration,
                           write_velodyne)
 from ..errors import UsageError
 from .. import jobs
-from ..jobs import check_output_folder, run_tasks, staged_folder
+from ..jobs import check_count, check_output_folder, run_tasks, staged_folder
 
 __all__ = ["KittiRawSpec", "EgoMotion", "sample_motion", "oxts_packet", "write_kitti_raw", "ensure_kitti_raw", "read_index",
            "is_complete", "DATE", "FRAME_PERIOD", "EGO_LANE_Z", "source_hash"]
@@ -70,15 +70,12 @@ class KittiRawSpec:
     azimuth_steps: int = 2000
 
     def validate(self) -> None:
-        if not isinstance(self.drives, int) or self.drives < 1:
-            raise UsageError(f"--drives must be a positive integer, got {self.drives}")
-        if not isinstance(self.frames_per_drive, int) or self.frames_per_drive < 1:
-            raise UsageError(f"--frames-per-drive must be a positive integer, got {self.frames_per_drive}")
+        check_count("--drives", self.drives, 1)
+        check_count("--frames-per-drive", self.frames_per_drive, 1)
         if self.frames_per_drive > 2000:
             raise UsageError(f"--frames-per-drive must be at most 2000 (the street is 260 m long), "
                              f"got {self.frames_per_drive}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise UsageError(f"--seed must be a non-negative integer, got {self.seed}")
+        check_count("--seed", self.seed, 0)
         if not 0.05 <= self.resolution <= 1.0:
             raise UsageError(f"--resolution must be between 0.05 and 1 (1 = 1242x375), got {self.resolution}")
         if not 90 <= self.azimuth_steps <= 8000:

@@ -51,7 +51,7 @@ from ..data.kinect import (ACCEL_COUNTS_PER_G, NYU_KINECT, RAW_INVALID, AccelRec
                            write_kinect_ppm)
 from ..errors import FormatError, UsageError
 from .. import jobs
-from ..jobs import check_output_folder, run_tasks, staged_folder
+from ..jobs import check_count, check_output_folder, run_tasks, staged_folder
 
 __all__ = ["KinectSpec", "write_nyu_raw", "ensure_nyu_raw", "is_complete", "read_manifest", "source_hash",
            "render_depth_frame", "simulate_scene", "write_ground_truth", "read_ground_truth", "read_frames_json",
@@ -90,12 +90,9 @@ class KinectSpec:
 
     def validate(self) -> None:
         """Raise :class:`~mdlearn.errors.UsageError` for impossible values."""
-        if not isinstance(self.scenes, int) or self.scenes < 1:
-            raise UsageError(f"--scenes must be a positive integer, got {self.scenes}")
-        if not isinstance(self.frames_per_scene, int) or self.frames_per_scene < 1:
-            raise UsageError(f"--frames-per-scene must be a positive integer, got {self.frames_per_scene}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise UsageError(f"--seed must be a non-negative integer, got {self.seed}")
+        check_count("--scenes", self.scenes, 1)
+        check_count("--frames-per-scene", self.frames_per_scene, 1)
+        check_count("--seed", self.seed, 0)
         w, h = 640 * self.resolution, 480 * self.resolution
         if not (0.05 <= self.resolution <= 1.0 and abs(w - round(w)) < 1e-9 and abs(h - round(h)) < 1e-9):
             raise UsageError(f"--resolution must be in [0.05, 1] with 640 and 480 times it whole numbers "

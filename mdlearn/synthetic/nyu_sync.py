@@ -28,7 +28,7 @@ from ..data.formats import write_depth_png_mm, write_rgb
 from ..errors import UsageError
 from .. import jobs
 from ..jobs import MANIFEST_NAME as INDEX_NAME
-from ..jobs import check_output_folder, run_tasks, staged_folder
+from ..jobs import check_count, check_output_folder, run_tasks, staged_folder
 
 __all__ = ["IndoorSpec", "write_indoor_dataset", "ensure_indoor_dataset", "read_index", "is_complete",
            "source_hash", "INDEX_NAME"]
@@ -57,12 +57,9 @@ class IndoorSpec:
 
     def validate(self) -> None:
         """Raise :class:`~mdlearn.errors.UsageError` for impossible values."""
-        if not isinstance(self.rooms, int) or self.rooms < 1:
-            raise UsageError(f"--rooms must be a positive integer, got {self.rooms}")
-        if not isinstance(self.views_per_room, int) or self.views_per_room < 1:
-            raise UsageError(f"--views-per-room must be a positive integer, got {self.views_per_room}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise UsageError(f"--seed must be a non-negative integer, got {self.seed}")
+        check_count("--rooms", self.rooms, 1)
+        check_count("--views-per-room", self.views_per_room, 1)
+        check_count("--seed", self.seed, 0)
         if not 0.0 <= self.test_fraction < 1.0:
             raise UsageError(f"--test-fraction must be in [0, 1), got {self.test_fraction}")
         if not 0.05 <= self.resolution <= 4.0:
