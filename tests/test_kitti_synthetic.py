@@ -22,7 +22,7 @@ from mdlearn.jobs import MANIFEST_NAME
 from mdlearn.errors import UsageError
 from mdlearn.synthetic import street as st
 from mdlearn.synthetic.kitti_raw import KittiRawSpec, oxts_packet, sample_motion, write_kitti_raw
-from mdlearn.synthetic.velodyne import KITTI_RIG, VELODYNE_HEIGHT, rig_for_size, world_from_camera
+from mdlearn.synthetic.velodyne import KITTI_RIG, VELODYNE_HEIGHT, Scanner, rig_for_size, world_from_camera
 
 SPEC = KittiRawSpec(drives=2, frames_per_drive=6, seed=5, resolution=0.25, azimuth_steps=1000)
 
@@ -257,3 +257,18 @@ def test_time_rule_on_a_sweep_seen_twice():
     assert np.abs(by_time[seen] - z_wall).max() < 0.05  # the time rule shows the wall everywhere it is
     stale = seen & (by_depth < 10)
     assert stale.sum() > 0.3 * seen.sum()  # nearest depth keeps the cyclist that has gone
+
+
+def test_scanner_spins_the_way_the_capture_times_assume():
+    """Columns in capture order: counter-clockwise by default (the azimuth grows, from behind via
+    the car's right to ahead at t = 0), and each column's time is what sweep_time_offsets says."""
+    for direction, sign in (("counterclockwise", 1.0), ("clockwise", -1.0)):
+        sc = Scanner(azimuth_steps=360, direction=direction)
+        az, t = sc.column_azimuths(), sc.column_offsets()
+        assert (np.sign(np.diff(az)) == sign).all() and np.all(np.diff(t) > 0)
+        pts = np.c_[np.cos(az), np.sin(az)]
+        assert np.allclose(kd.sweep_time_offsets(pts, sc.rate_hz, direction), t, atol=1e-12)
+    az = Scanner(azimuth_steps=360).column_azimuths()
+    assert np.sin(az[t < 0]).max() < 0 < np.sin(az[t > 0]).min()  # right side first, left after
+    with pytest.raises(UsageError, match="Scanner direction"):
+        Scanner(direction="up")

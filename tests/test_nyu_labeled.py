@@ -10,7 +10,7 @@ import scipy.io
 
 from mdlearn.errors import FormatError
 from mdlearn.data.formats import read_depth_png_mm, read_rgb
-from mdlearn.data.nyu import NYULabeled, read_files_with_gt, read_splits
+from mdlearn.data.nyu import NYULabeled, read_files_with_gt, read_splits, scene_of_folder
 from mdlearn.data.kinect import NYU_KINECT
 from mdlearn.data.nyu_dataset import NYULabeledDataset, NYUSyncDataset
 from mdlearn.data.transforms import nyu_paper_input
@@ -70,7 +70,11 @@ def test_real_bts_lists_match_the_official_split(shared_data):
     idx = sorted(int(e.rgb.split("rgb_")[1][:5]) for e in entries)
     assert np.array_equal(np.array(idx) + 1, np.sort(test))  # XXXXX is the 0-based labeled index
     train = read_files_with_gt(shared_data / "nyu/splits/nyudepthv2_train_files_with_gt.txt")
-    assert len(train) == 24231 and len({e.rgb.split("/")[0] for e in train}) == 284
+    folders = {e.rgb.split("/")[0] for e in train}
+    assert len(train) == 24231 and len(folders) == 284
+    scenes = {scene_of_folder(f) for f in folders}
+    assert len(scenes) == 249  # the paper's 249 training scenes, recorded in 284 folders
+    assert "basement_0001" in scenes and {"basement_0001a", "basement_0001b"} <= folders
 
 
 def test_real_sync_pairs_load(shared_data, tmp_path):

@@ -62,15 +62,17 @@ PIXEL_RULES = {
 
 #: Spin rate of the HDL-64E in KITTI (10 Hz: one sweep per frame).
 SCAN_RATE_HZ = 10.0
-#: Spin direction seen from above. KITTI triggers the cameras when the scanner faces forward (+x);
-#: with a clockwise spin the azimuth ``atan2(y, x)`` decreases with time, so points to the left
-#: were captured before the image and points to the right after it. An assumption, not a
-#: documented fact: neither the raw devkit readme nor the ``.bin`` files state the direction (the
-#: real object-benchmark scans in ``shared/data`` store each ring with azimuth *increasing*, but
-#: file order need not be capture order). It is a parameter everywhere; flipping it mirrors which
-#: side of the image counts as "earlier" and changes the time rule only where the points competing
-#: for one pixel have different azimuths. The synthetic scanner spins clockwise.
-SCAN_DIRECTION = "clockwise"
+#: Spin direction seen from above (z up). The raw-data devkit readme: "The velodyne rotates in
+#: counter-clockwise direction", and the cameras are triggered when it looks exactly forward (+x).
+#: Counter-clockwise, the azimuth ``atan2(y, x)`` increases with time (x forward, y left), so
+#: points to the right of the car (negative azimuth) were captured before the image and points
+#: to the left after it. The real scans agree: a ``.bin`` stores the points in firing order, and
+#: in the object-benchmark scans in ``shared/data`` the azimuth increases from one point to the
+#: next (``tests/test_kitti.py::test_real_scans_spin_in_scan_direction``). It is a parameter
+#: everywhere; flipping it mirrors which side of the image counts as "earlier" and changes the
+#: time rule only where the points competing for one pixel have different azimuths. The
+#: synthetic scanner (:mod:`mdlearn.synthetic.velodyne`) spins the same way.
+SCAN_DIRECTION = "counterclockwise"
 
 
 def sweep_time_offsets(points: np.ndarray, rate_hz: float = SCAN_RATE_HZ,
@@ -78,8 +80,10 @@ def sweep_time_offsets(points: np.ndarray, rate_hz: float = SCAN_RATE_HZ,
     """Capture time of each point relative to the moment the scanner faced forward (seconds).
 
     Introduced in Chapter 3. A spinning scanner reaches azimuth ``phi = atan2(y, x)`` at
-    ``-phi / (2 pi rate)`` for a clockwise spin (``+phi / (2 pi rate)`` counter-clockwise), so the
-    offsets lie in ``[-1/(2 rate), 1/(2 rate)]`` (±50 ms at 10 Hz).
+    ``+phi / (2 pi rate)`` for a counter-clockwise spin (KITTI's, :data:`SCAN_DIRECTION`) and
+    ``-phi / (2 pi rate)`` for a clockwise one, so the offsets lie in ``[-1/(2 rate), 1/(2 rate)]``
+    (±50 ms at 10 Hz). With KITTI's spin they are negative (before the image) on the right of
+    the car and positive on its left.
 
     Args:
         points: ``(N, >=2)`` Velodyne-frame points.

@@ -33,6 +33,7 @@ paper on the filled ``depths``, BTS's extractor on ``rawDepths``.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +44,7 @@ from .formats import read_text
 from .kinect import NYU_MAX_DEPTH, RawName, parse_raw_name  # the 10 m cap is the sensor's: defined in kinect
 
 __all__ = [
-    "SyncEntry", "read_files_with_gt", "NYU_MAX_DEPTH",
+    "SyncEntry", "read_files_with_gt", "scene_of_folder", "NYU_MAX_DEPTH",
     "RawScene", "list_raw_scene", "SyncResult", "nearest_frames", "synchronise",
     "NYU_LABELED_COUNT", "NYU_TRAIN_COUNT", "NYU_TEST_COUNT", "read_splits", "NYULabeled",
 ]
@@ -82,6 +83,19 @@ def read_files_with_gt(path: str | os.PathLike) -> list[SyncEntry]:
             raise FormatError(f"{path}:{n}: focal length {parts[2]!r} is not a number") from None
         entries.append(SyncEntry(parts[0].lstrip("/"), None if parts[1] == "None" else parts[1].lstrip("/"), focal))
     return entries
+
+
+def scene_of_folder(folder: str) -> str:
+    """The NYU scene a recording folder belongs to (Chapter 2).
+
+    A scene recorded in several parts has one folder per part, its name ending in a letter after
+    the number (``basement_0001a``, ``basement_0001b``); the scene is the name without that letter.
+    Other names come back unchanged. BTS's training list spans 284 folders, 249 scenes.
+
+    >>> scene_of_folder("basement_0001b"), scene_of_folder("nyu_office_1")
+    ('basement_0001', 'nyu_office_1')
+    """
+    return re.sub(r"(?<=[0-9])[a-z]$", "", folder)
 
 
 # ------------------------------------------------------------------------------ raw scenes and time

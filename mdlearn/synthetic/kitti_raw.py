@@ -30,6 +30,7 @@ import numpy as np
 from ..data.formats import write_depth_png_kitti, write_rgb
 from ..data.kitti import (OXTS_FIELDS, write_oxts_packet, write_raw_calibration, write_timestamps,
                           write_velodyne)
+from ..data.kitti_depth import SCAN_DIRECTION
 from ..errors import UsageError
 from .. import jobs
 from ..jobs import check_count, check_output_folder, run_tasks, staged_folder
@@ -40,7 +41,8 @@ __all__ = ["KittiRawSpec", "EgoMotion", "sample_motion", "oxts_packet", "write_k
 FORMAT_NAME = "mdlearn-kitti-raw"
 #: The modules the written drives depend on.
 _SOURCES = ("synthetic/street.py", "synthetic/velodyne.py", "synthetic/kitti_raw.py", "synthetic/raycast.py",
-            "synthetic/textures.py", "synthetic/indoor.py", "camera.py", "data/formats.py", "data/kitti.py")
+            "synthetic/textures.py", "synthetic/indoor.py", "camera.py", "data/formats.py", "data/kitti.py",
+            "data/kitti_depth.py")  # the scanner's spin direction and rate live there
 #: The recording day of every synthetic drive (folder name ``DATE``).
 DATE = "2014_12_08"
 _EPOCH_NS = int(np.datetime64("2014-12-08T10:00:00", "ns").astype(np.int64))
@@ -262,6 +264,7 @@ def write_kitti_raw(out: str | os.PathLike, spec: KittiRawSpec, workers: int | N
         _write_splits(tmp, results)
         jobs.write_manifest(
             tmp, FORMAT_NAME, asdict(spec), source_hash(), date=DATE, frame_period_s=FRAME_PERIOD,
+            scan_direction=SCAN_DIRECTION,  # of the scanner, seen from above
             truth={"depth_02": "exact z-depth of image_02, KITTI PNG (uint16, m x 256), 0 = sky",
                    "velodyne_times": "float32 seconds, point capture time minus the scan timestamp"},
             counts={"drives": spec.drives, "frames": spec.drives * spec.frames_per_drive}, drives=results)

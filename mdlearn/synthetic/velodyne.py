@@ -2,10 +2,11 @@
 
 Introduced in Chapter 3. :class:`Scanner` models an HDL-64E like KITTI's: 64 beams between
 +2.0 and -24.33 degrees of elevation (32 at 1/3 degree spacing above -8.33, 32 at 1/2 degree
-below), spinning clockwise (seen from above) at 10 Hz, one sweep per frame, with the cameras
-triggered when it faces forward. Every point is captured at the moment the scanner faces its
-azimuth, from where the car is at that moment, and is written in the scanner's frame *at that
-moment* (KITTI's raw scans are not motion-compensated either).
+below), spinning counter-clockwise (seen from above, as the raw devkit readme says of KITTI's)
+at 10 Hz, one sweep per frame, with the cameras triggered when it faces forward. Every point is
+captured at the moment the scanner faces its azimuth, from where the car is at that moment, and
+is written in the scanner's frame *at that moment* (KITTI's raw scans are not motion-compensated
+either).
 
 :data:`KITTI_RIG` is the calibration of the real rig on 2011-09-26 (``calib_cam_to_cam.txt``
 and ``calib_velo_to_cam.txt`` of the raw data, also in ``shared/data/kitti/raw/2011_09_26``):
@@ -21,7 +22,8 @@ import numpy as np
 import torch
 
 from ..data.kitti import Calibration
-from ..data.kitti_depth import SCAN_RATE_HZ
+from ..data.kitti_depth import SCAN_DIRECTION, SCAN_RATE_HZ
+from ..errors import UsageError
 from .street import Street, trace
 
 __all__ = ["HDL64E_ELEVATIONS", "Scanner", "KITTI_RIG", "VELODYNE_HEIGHT", "rig_for_size",
@@ -99,7 +101,8 @@ class Scanner:
     ``azimuth_steps`` columns per revolution (the real HDL-64E has about 4,000 at 10 Hz; the
     default 2,000 halves that to keep CPU rendering cheap), ``chunks`` pieces of the sweep cast
     with one scanner position and time each (at 10 m/s a chunk of 1/72 sweep moves 1.4 cm),
-    range limits in metres, Gaussian range noise ``noise`` (m).
+    range limits in metres, Gaussian range noise ``noise`` (m). ``direction`` is the spin seen
+    from above (:data:`~mdlearn.data.kitti_depth.SCAN_DIRECTION`: KITTI's counter-clockwise).
     """
 
     elevations: tuple[float, ...] = HDL64E_ELEVATIONS
@@ -109,6 +112,12 @@ class Scanner:
     max_range: float = 120.0
     noise: float = 0.01
     chunks: int = 72
+    direction: str = SCAN_DIRECTION
+
+    def __post_init__(self) -> None:
+        if self.direction not in ("clockwise", "counterclockwise"):
+            raise UsageError("Scanner direction must be 'clockwise' or 'counterclockwise', "
+                             f"got {self.direction!r}")
 
     def column_offsets(self) -> np.ndarray:
         """Capture time of each column relative to facing forward (s), in capture order."""
@@ -116,8 +125,11 @@ class Scanner:
         return -period / 2 + (np.arange(self.azimuth_steps) + 0.5) * period / self.azimuth_steps
 
     def column_azimuths(self) -> np.ndarray:
-        """Azimuth ``atan2(y, x)`` of each column (clockwise spin: it decreases with time)."""
-        return -2.0 * np.pi * self.rate_hz * self.column_offsets()
+        """Azimuth ``atan2(y, x)`` of each column, in capture order: it increases with time for a
+        counter-clockwise spin (from -pi behind the car through the right side to 0 ahead, then
+        the left side) and decreases for a clockwise one."""
+        sign = 1.0 if self.direction == "counterclockwise" else -1.0
+        return sign * 2.0 * np.pi * self.rate_hz * self.column_offsets()
 
     @torch.no_grad()
     def sweep(self, street: Street, position, t_forward: float, rng: np.random.Generator
