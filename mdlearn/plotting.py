@@ -24,6 +24,10 @@ import numpy as np
 
 __all__ = ["DEPTH_CMAP", "ERROR_CMAP", "BOOK_WIDTH", "as_numpy_image", "show_depth", "show_error", "depth_gallery",
            "plot_history", "template_grid"]
+# helpers of chapters 1-2 (data alignment) add their names here:
+__all__ += []
+# helpers of chapters 3-4 (laser scanner, scale-invariant error) add their names here:
+__all__ += []
 
 #: The colour map of every depth map in the book (perceptually uniform; near = dark).
 DEPTH_CMAP = "viridis"
@@ -195,3 +199,13 @@ def template_grid(maps: Sequence[Any], titles: Sequence[str] | None = None, colu
             if titles is not None:
                 ax.set_title(titles[k])
     return fig
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapters 1-2: the synthetic world, NYU's Kinect frames (point clouds, registration figures)
+# ---------------------------------------------------------------------------------------------
+
+
+# ---------------------------------------------------------------------------------------------
+# Chapters 3-4: KITTI's laser scans, the scale-invariant error
+# ---------------------------------------------------------------------------------------------

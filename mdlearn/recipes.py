@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -42,7 +43,7 @@ from .errors import UsageError
 
 __all__ = ["Recipe", "RECIPES", "get_recipe", "recipe_key", "training_data", "train_stage", "trained_checkpoint",
            "predict", "mean_log_depth", "evaluate", "relative_improvement", "TABLE1_METRICS", "models_dir",
-           "format_results", "targets", "build"]
+           "format_results", "targets", "build", "make_scheduler"]
 
 #: The eight metrics of the paper's Table 1 (``log10`` is not among them).
 TABLE1_METRICS = ("delta1", "delta2", "delta3", "abs_rel", "sq_rel", "rmse", "rmse_log", "rmse_log_si")
@@ -75,6 +76,10 @@ class Recipe:
     #: the augmentation's zoom range and rotation (degrees); None: the paper's for the family
     aug_scale: tuple[float, float] | None = None
     aug_degrees: float | None = None
+    #: the learning rate over a stage: "constant" (the paper: one rate throughout) or "cosine"
+    #: (decayed to zero along a half cosine over the stage's optimiser steps; short runs end at a
+    #: better minimum instead of wandering at the initial rate)
+    schedule: str = "constant"
 
     def describe(self) -> dict[str, Any]:
         return asdict(self)
@@ -170,6 +175,19 @@ def build(recipe: Recipe):
     return build_model(recipe.family, (w, h))
 
 
+def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, steps: int):
+    """The learning-rate schedule named by a recipe over ``steps`` optimiser steps (Chapter 6):
+    ``None`` for ``"constant"``, a ``LambdaLR`` with factor ``(1 + cos(pi * t / steps)) / 2`` for
+    ``"cosine"`` (every group's rate decays to zero together, their ratios kept)."""
+    if schedule == "constant":
+        return None
+    if schedule == "cosine":
+        n = max(1, int(steps))
+        return torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda t: 0.5 * (1.0 + math.cos(math.pi * min(t, n) / n)))
+    raise UsageError(f"unknown learning-rate schedule {schedule!r}; known: constant, cosine")
+
+
 def train_stage(recipe: Recipe, stage: str, out: str | os.PathLike, *, data_root: str | os.PathLike | None = None,
                 init: str | os.PathLike | None = None, progress: bool = True, device: str | None = None):
     """Train one stage of ``recipe`` and write its final checkpoint to ``out`` (Chapters 6-7).
@@ -191,10 +209,11 @@ def train_stage(recipe: Recipe, stage: str, out: str | os.PathLike, *, data_root
     kind = recipe.optimizer
     opt = make_optimizer(model, stage, kind, **({"adam_lr": recipe.lr} if kind == "adam" else {"lr_scale": recipe.lr}))
     samples = recipe.coarse_samples if stage == "coarse" else recipe.fine_samples
+    scheduler = make_scheduler(opt, recipe.schedule, -(-samples // recipe.batch_size))
     cfg = TrainConfig(stage=stage, samples=samples, batch_size=recipe.batch_size, lam=recipe.lam, seed=recipe.seed,
                       log_every=recipe.log_every, checkpoint_path=str(out), progress=progress)
     torch.manual_seed(recipe.seed + (1 if stage == "fine" else 0))
-    trainer = Trainer(model, opt, loader, cfg, device=device)
+    trainer = Trainer(model, opt, loader, cfg, scheduler=scheduler, device=device)
     trainer.fit()
     return trainer
 

@@ -82,3 +82,26 @@ def test_trained_checkpoint_trains_once_then_reuses(tmp_path, monkeypatch):
     test = recipes.training_data(recipes.get_recipe("smoke"), "test", progress=False)
     pred = recipes.predict(model, test, device="cpu")
     assert pred.shape == recipes.targets(test).shape and np.isfinite(pred).all() and (pred > 0).all()
+
+
+def test_cosine_schedule_decays_every_group_to_zero_keeping_ratios():
+    import pytest
+    import torch
+
+    from mdlearn.errors import UsageError
+    from mdlearn.recipes import make_scheduler
+
+    a, b = torch.nn.Parameter(torch.zeros(1)), torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([{"params": [a], "lr": 0.1}, {"params": [b], "lr": 0.001}])
+    assert make_scheduler(opt, "constant", 10) is None
+    sched = make_scheduler(opt, "cosine", 10)
+    seen = []
+    for _ in range(10):
+        opt.step()
+        sched.step()
+        seen.append([g["lr"] for g in opt.param_groups])
+    assert seen[4][0] == pytest.approx(0.05) and seen[4][1] == pytest.approx(0.0005)  # half way: half the rate
+    assert seen[-1] == pytest.approx([0.0, 0.0], abs=1e-12)
+    assert all(x[0] >= y[0] for x, y in zip(seen, seen[1:]))
+    with pytest.raises(UsageError, match="schedule"):
+        make_scheduler(opt, "step", 10)
