@@ -12,6 +12,8 @@ import ast
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from .errors import MdlearnError, UsageError
 
 __all__ = ["main", "build_parser"]
@@ -177,6 +179,73 @@ def _cmd_book_build(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------- predict / export
+
+
+def _checkpoint_model(path: str, device: str | None = None):
+    from .train import model_from_checkpoint, read_checkpoint
+
+    state = read_checkpoint(path)
+    return model_from_checkpoint(path, device=device), state
+
+
+def _cmd_predict(args: argparse.Namespace) -> int:
+    from PIL import Image
+    from tqdm.auto import tqdm
+
+    from .inference import (DOMAIN_NOTE, checkpoint_intrinsics, load_image, parse_intrinsics, predict_image,
+                            write_prediction)
+
+    k = parse_intrinsics(args.intrinsics) if args.intrinsics is not None else None
+    stems: dict[str, str] = {}
+    for name in args.images:  # check every input before writing anything
+        path = Path(name)
+        if not path.is_file():
+            raise UsageError(f"{path}: no such image file")
+        try:
+            with Image.open(path) as im:
+                im.verify()
+        except Exception as e:  # noqa: BLE001 - any Pillow failure: not an image we can read
+            raise MdlearnError(f"{path}: not a readable image ({type(e).__name__})") from None
+        if path.stem in stems:
+            raise UsageError(f"{path} and {stems[path.stem]} would write the same outputs ({path.stem}.*)")
+        stems[path.stem] = str(path)
+    model, state = _checkpoint_model(args.checkpoint, args.device)
+    scale = args.scale or state["stage"]
+    train_k = checkpoint_intrinsics(state)
+    if k is None and train_k is None:
+        print(f"{args.checkpoint}: records no camera and --intrinsics was not given: no point clouds",
+              file=sys.stderr)
+    for name in tqdm(args.images, unit="image", disable=args.quiet or len(args.images) < 2):
+        pred = predict_image(model, load_image(name), scale=scale, intrinsics=k, input_intrinsics=train_k,
+                             source=name)
+        written = write_prediction(pred, args.out, Path(name).stem, overwrite=args.overwrite)
+        files = ", ".join(str(v) for key, v in written.items() if key != "clipped")
+        valid = pred.depth[pred.depth > 0]
+        line = f"{name}: {files}"
+        if valid.size:
+            line += f" (depth {valid.min():.2f}-{valid.max():.2f} m, median {np.median(valid):.2f} m)"
+        if "clipped" in written:
+            line += f"; {written['clipped']} pixels beyond 65.535 m are 0 in the PNG (kept in the .npy)"
+        print(line)
+    print(DOMAIN_NOTE)
+    return 0
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from .inference import export_model
+
+    model, state = _checkpoint_model(args.checkpoint, "cpu")
+    scale = args.scale or state["stage"]
+    ext = {"onnx": ".onnx", "torchscript": ".pt"}[args.format]
+    out = Path(args.out) if args.out else Path(args.checkpoint).with_suffix(f".{scale}{ext}")
+    report = export_model(model, out, args.format, scale=scale, overwrite=args.overwrite)
+    h, w = report["input"]
+    print(f"wrote {out} ({args.format}, {scale} scale, input (B, 3, {h}, {w}) in [0, 1] -> log depth); "
+          f"its runtime matches PyTorch within {report['max_abs_diff']:.1e}")
+    return 0
+
+
 # ----------------------------------------------------------------------------------- parser
 
 
@@ -296,6 +365,28 @@ def build_parser() -> argparse.ArgumentParser:
     cc = ch_sub.add_parser("check-clean", help="fail if a committed chapter carries outputs")
     cc.add_argument("--fix", action="store_true", help="strip the outputs instead")
     cc.set_defaults(func=_cmd_chapter_check_clean)
+
+    pr = sub.add_parser("predict", help="depth, preview and point cloud for your own photos (Chapter 9)")
+    pr.add_argument("images", nargs="+", help="image files (anything Pillow reads)")
+    pr.add_argument("--checkpoint", required=True, help="a trained mdlearn checkpoint (.pt)")
+    pr.add_argument("--intrinsics", default=None, metavar="FX,FY,CX,CY",
+                    help="the photos' camera in pixels (default: the training camera rescaled to each photo)")
+    pr.add_argument("--out", default="predictions", help="output folder (default: ./predictions)")
+    pr.add_argument("--scale", choices=("coarse", "fine"), default=None,
+                    help="network output to use (default: the checkpoint's stage)")
+    pr.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    pr.add_argument("--overwrite", action="store_true", help="replace existing outputs of the same names")
+    pr.add_argument("--quiet", action="store_true", help="no progress bar")
+    pr.set_defaults(func=_cmd_predict)
+
+    ex = sub.add_parser("export", help="export a trained network to ONNX or TorchScript, checked by its runtime")
+    ex.add_argument("--checkpoint", required=True, help="a trained mdlearn checkpoint (.pt)")
+    ex.add_argument("--format", choices=("onnx", "torchscript"), default="onnx", help="(default: onnx)")
+    ex.add_argument("--out", default=None, help="output file (default: next to the checkpoint)")
+    ex.add_argument("--scale", choices=("coarse", "fine"), default=None,
+                    help="network output to export (default: the checkpoint's stage)")
+    ex.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    ex.set_defaults(func=_cmd_export)
 
     bk = sub.add_parser("book", help="the HTML book")
     bk_sub = bk.add_subparsers(dest="action", required=True, parser_class=_Parser)

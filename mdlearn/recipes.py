@@ -43,7 +43,7 @@ from .errors import UsageError
 
 __all__ = ["Recipe", "RECIPES", "get_recipe", "recipe_key", "training_data", "train_stage", "trained_checkpoint",
            "predict", "mean_log_depth", "evaluate", "relative_improvement", "TABLE1_METRICS", "models_dir",
-           "format_results", "targets", "build", "make_scheduler"]
+           "format_results", "targets", "build", "make_scheduler", "input_intrinsics"]
 
 #: The eight metrics of the paper's Table 1 (``log10`` is not among them).
 TABLE1_METRICS = ("delta1", "delta2", "delta3", "abs_rel", "sq_rel", "rmse", "rmse_log", "rmse_log_si")
@@ -175,6 +175,13 @@ def build(recipe: Recipe):
     return build_model(recipe.family, (w, h))
 
 
+def input_intrinsics(recipe: Recipe, data_root: str | os.PathLike | None = None) -> list[float]:
+    """``[fx, fy, cx, cy]`` (pixels) of the camera at the network input on the deterministic
+    (test-time) path of the recipe's data: what a checkpoint records for ``mdlearn predict``."""
+    sample = training_data(recipe, "train", data_root, augment=False, progress=False)[0]
+    return [float(v) for v in sample["intrinsics"]]
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, steps: int):
     """The learning-rate schedule named by a recipe over ``steps`` optimiser steps (Chapter 6):
     ``None`` for ``"constant"``, a ``LambdaLR`` with factor ``(1 + cos(pi * t / steps)) / 2`` for
@@ -213,7 +220,8 @@ def train_stage(recipe: Recipe, stage: str, out: str | os.PathLike, *, data_root
     cfg = TrainConfig(stage=stage, samples=samples, batch_size=recipe.batch_size, lam=recipe.lam, seed=recipe.seed,
                       log_every=recipe.log_every, checkpoint_path=str(out), progress=progress)
     torch.manual_seed(recipe.seed + (1 if stage == "fine" else 0))
-    trainer = Trainer(model, opt, loader, cfg, scheduler=scheduler, device=device)
+    meta = {"recipe": recipe.describe(), "input_intrinsics": input_intrinsics(recipe, data_root)}
+    trainer = Trainer(model, opt, loader, cfg, scheduler=scheduler, device=device, meta=meta)
     trainer.fit()
     return trainer
 

@@ -453,6 +453,8 @@ class Trainer:
     :func:`make_loader`, whose order can be resumed), ``config`` (:class:`TrainConfig`) and
     optionally ``loss_fn(pred_log_depth, target_depth, valid) -> (B,)`` per-sample losses (default
     :func:`masked_si_loss` with ``config.lam``) and a ``scheduler`` stepped once per optimiser step.
+    ``meta`` (plain python: str, numbers, lists, dicts) is stored in every checkpoint as is, e.g.
+    the recipe and the camera intrinsics at the network input that ``mdlearn predict`` uses.
 
     The constructor moves the model to ``device`` (default :func:`mdlearn.runtime.default_device`),
     in channels-last format on CUDA, and applies :func:`set_stage`. Build the optimiser *before*
@@ -466,9 +468,10 @@ class Trainer:
     def __init__(self, model: DepthNet, optimizer: torch.optim.Optimizer, data: Iterable[dict[str, Any]],
                  config: TrainConfig, *, loss_fn: LossFn | None = None,
                  scheduler: torch.optim.lr_scheduler.LRScheduler | None = None,
-                 device: torch.device | str | None = None) -> None:
+                 device: torch.device | str | None = None, meta: dict[str, Any] | None = None) -> None:
         self.model, self.optimizer, self.data, self.config = model, optimizer, data, config
         self.scheduler = scheduler
+        self.meta = dict(meta or {})
         self.loss_fn: LossFn = loss_fn or (lambda p, t, v: masked_si_loss(p, t, v, config.lam))
         self.device = default_device(device)
         cuda = self.device.type == "cuda"
@@ -636,6 +639,7 @@ class Trainer:
             # the unfinished log interval, so a resumed run logs the same means
             "log_accumulator": {"loss_sum": self._running.detach().to("cpu", copy=True), "steps": self._running_steps},
             "elapsed_seconds": self._elapsed,
+            "meta": copy.deepcopy(self.meta),
         }
 
     def save_checkpoint(self, path: str | Path) -> Path:
