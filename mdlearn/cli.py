@@ -179,6 +179,35 @@ def _cmd_book_build(args: argparse.Namespace) -> int:
     return 0
 
 
+# ------------------------------------------------------------------------------------ train
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from . import recipes
+    from .runs import PRESET_RECIPES, train_run
+
+    over = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--set expects FIELD=VALUE, got {item!r}")
+        over[key.strip()] = _literal(value)
+    if args.dataset is not None:
+        from .datasets import get_dataset
+
+        get_dataset(args.dataset)  # a clear error for an unknown name
+        over["dataset"] = args.dataset
+    recipe = recipes.get_recipe(PRESET_RECIPES[args.preset], **over)
+    if recipe.family != "nyu":
+        raise UsageError(f"recipe {recipe.name!r} is for {recipe.family}; mdlearn train handles the NYU family "
+                         "(NYU sync layout folders and the indoor worlds) so far")
+    out = Path(args.out) if args.out else Path("runs") / f"{recipe.name}-{args.stage}"
+    final = train_run(out, recipe, args.stage, data_root=args.data, init=args.init, resume=args.resume,
+                      checkpoint_every=args.checkpoint_every, progress=not args.quiet, device=args.device)
+    print(f"{out}: finished {args.stage} stage -> {final} (curves: tensorboard --logdir {out / 'tensorboard'})")
+    return 0
+
+
 # ------------------------------------------------------------------------- predict / export
 
 
@@ -365,6 +394,22 @@ def build_parser() -> argparse.ArgumentParser:
     cc = ch_sub.add_parser("check-clean", help="fail if a committed chapter carries outputs")
     cc.add_argument("--fix", action="store_true", help="strip the outputs instead")
     cc.set_defaults(func=_cmd_chapter_check_clean)
+
+    tr = sub.add_parser("train", help="train one stage of the network into a run folder (Chapter 8)")
+    tr.add_argument("--stage", choices=("coarse", "fine"), required=True)
+    tr.add_argument("--preset", choices=PRESETS, default="book",
+                    help="smoke, book or full (the paper's recipe); default book")
+    tr.add_argument("--dataset", default=None, help="a named dataset of `mdlearn data list` (default: the preset's)")
+    tr.add_argument("--data", default=None, help="a dataset folder in the NYU sync layout (instead of --dataset)")
+    tr.add_argument("--init", default=None, help="fine stage: the coarse checkpoint or finished coarse run folder")
+    tr.add_argument("--out", default=None, help="run folder (default: runs/RECIPE-STAGE)")
+    tr.add_argument("--resume", action="store_true", help="continue the unfinished run in --out exactly")
+    tr.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                    help="override a recipe field, e.g. --set coarse_samples=20000 (repeatable)")
+    tr.add_argument("--checkpoint-every", type=int, default=200, help="optimiser steps between checkpoints")
+    tr.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    tr.add_argument("--quiet", action="store_true", help="no progress bar")
+    tr.set_defaults(func=_cmd_train)
 
     pr = sub.add_parser("predict", help="depth, preview and point cloud for your own photos (Chapter 9)")
     pr.add_argument("images", nargs="+", help="image files (anything Pillow reads)")

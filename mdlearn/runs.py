@@ -1,0 +1,186 @@
+"""Training runs on disk: the folder ``mdlearn train`` writes and ``--resume`` continues (Chapter 8).
+
+A run folder holds::
+
+    RUN/config.json            what was run: recipe, stage, data folder, initial weights, versions
+    RUN/checkpoints/last.pt    the latest checkpoint (atomic; everything needed to resume exactly)
+    RUN/checkpoints/final.pt   the finished stage (written once, at the end)
+    RUN/tensorboard/           the loss and learning rates as TensorBoard event files
+    RUN/history.json           the same history as plain JSON (rewritten at every checkpoint)
+
+A run never writes into a folder it did not create (``config.json`` marks it as a run), a
+finished run is never trained again, and ``--resume`` refuses a folder whose configuration
+differs from the one asked for. Training stopped at any point (``kill -9`` included) resumes from
+``last.pt`` and loses at most the steps since it was written; the result equals an uninterrupted
+run's (the checkpoint carries the sampler position and every random state, see
+:class:`mdlearn.train.Trainer`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from .errors import MdlearnError, UsageError
+
+__all__ = ["RUN_FORMAT", "PRESET_RECIPES", "train_run", "run_config"]
+
+#: The ``format`` entry of a run's ``config.json``.
+RUN_FORMAT = "mdlearn-run"
+#: Which recipe of :mod:`mdlearn.recipes` each preset trains.
+PRESET_RECIPES = {"smoke": "smoke", "book": "book", "full": "paper"}
+
+
+def _write_json(path: Path, obj: Any) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(obj, f, indent=1, sort_keys=True)
+            f.write("\n")
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def run_config(recipe, stage: str, data_root: Path, init: Path | None) -> dict[str, Any]:
+    """The ``config.json`` of a run (plain JSON): what determines its result."""
+    from . import __version__
+
+    config = {"format": RUN_FORMAT, "mdlearn_version": __version__, "recipe": recipe.describe(), "stage": stage,
+              "data": str(Path(data_root).resolve()), "init": str(Path(init).resolve()) if init else None}
+    return json.loads(json.dumps(config))  # as it reads back from the file (tuples become lists)
+
+
+def _same_run(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """What differs between two run configurations, field by field (run vs now)."""
+    a, b = old.get("recipe") or {}, new.get("recipe") or {}
+    diffs = [f"recipe.{k} {a.get(k)!r} vs {b.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)]
+    return diffs + [f"{k} {old.get(k)!r} vs {new.get(k)!r}" for k in ("stage", "data", "init")
+                    if old.get(k) != new.get(k)]
+
+
+def _resolve_init(init: str | os.PathLike | None) -> Path | None:
+    """A checkpoint file, or a coarse run folder (its ``final.pt``)."""
+    if init is None:
+        return None
+    p = Path(init)
+    if p.is_dir():
+        final = p / "checkpoints" / "final.pt"
+        if not final.is_file():
+            raise UsageError(f"{p}: not a finished run (no checkpoints/final.pt); pass a checkpoint file or a "
+                             "finished coarse run folder")
+        return final
+    if not p.is_file():
+        raise UsageError(f"{p}: no such checkpoint file or run folder")
+    return p
+
+
+def train_run(out: str | os.PathLike, recipe, stage: str, *, data_root: str | os.PathLike | None = None,
+              init: str | os.PathLike | None = None, resume: bool = False, checkpoint_every: int = 200,
+              progress: bool = True, device: str | None = None) -> Path:
+    """Train one stage of ``recipe`` into the run folder ``out`` and return ``out/checkpoints/final.pt``.
+
+    Args:
+        out: the run folder: new (or empty), or, with ``resume``, a run of the same configuration.
+        recipe: a :class:`mdlearn.recipes.Recipe`.
+        stage: ``"coarse"`` or ``"fine"`` (which needs ``init``).
+        data_root: a dataset folder in the NYU sync layout (default: the recipe's named dataset).
+        init: the coarse stage's checkpoint, or its finished run folder (fine stage).
+        checkpoint_every: optimiser steps between writes of ``last.pt``.
+
+    Raises:
+        UsageError: ``out`` holds something else, or a run of another configuration, or is a
+            finished run; a fine stage without ``init``; a missing ``init``.
+        MdlearnError: ``resume`` without a run in ``out``; unreadable checkpoints.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+
+    from . import recipes
+    from .train import Trainer, TrainConfig, load_model_weights, make_loader, make_optimizer
+
+    if stage not in ("coarse", "fine"):
+        raise UsageError(f"stage must be 'coarse' or 'fine', got {stage!r}")
+    if checkpoint_every < 1:
+        raise UsageError(f"--checkpoint-every must be at least 1, got {checkpoint_every}")
+    init_path = _resolve_init(init)
+    if stage == "fine" and init_path is None:
+        raise UsageError("the fine stage starts from a trained coarse network: pass --init CHECKPOINT_OR_RUN")
+    root = recipes._data_root(recipe, data_root)
+    out = Path(out)
+    config = run_config(recipe, stage, root, init_path)
+    cfg_file = out / "config.json"
+    final, last = out / "checkpoints" / "final.pt", out / "checkpoints" / "last.pt"
+    if cfg_file.is_file():
+        try:
+            old = json.loads(cfg_file.read_text())
+        except (OSError, ValueError) as e:
+            raise MdlearnError(f"{cfg_file}: unreadable run configuration ({e})") from None
+        if old.get("format") != RUN_FORMAT:
+            raise UsageError(f"{out}: holds a config.json that is not an mdlearn run; choose another --out")
+        diffs = _same_run(old, config)
+        if diffs:
+            raise UsageError(f"{out}: a run of another configuration (run vs now: {'; '.join(diffs)}); choose another --out")
+        if final.is_file():
+            raise UsageError(f"{out}: this run is finished ({final}); nothing to do")
+        if not resume:
+            raise UsageError(f"{out}: an unfinished run of this configuration exists; pass --resume to continue it")
+    else:
+        if resume:
+            raise MdlearnError(f"{out}: no run to resume (no config.json)")
+        if out.exists() and any(out.iterdir()):
+            raise UsageError(f"{out}: exists and is not an mdlearn run; choose a new or empty --out")
+        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+        _write_json(cfg_file, config)
+
+    model = recipes.build(recipe)
+    if init_path is not None:
+        load_model_weights(model, init_path)
+    data = recipes.training_data(recipe, "train", root, progress=progress)
+    loader = make_loader(data, recipe.micro_batch, seed=recipe.seed)
+    kind = recipe.optimizer
+    opt = make_optimizer(model, stage, kind, **({"adam_lr": recipe.lr} if kind == "adam" else {"lr_scale": recipe.lr}))
+    samples = recipe.coarse_samples if stage == "coarse" else recipe.fine_samples
+    scheduler = recipes.make_scheduler(opt, recipe.schedule, -(-samples // recipe.batch_size))
+    tcfg = TrainConfig(stage=stage, samples=samples, batch_size=recipe.batch_size, lam=recipe.lam, seed=recipe.seed,
+                       log_every=recipe.log_every, checkpoint_every=checkpoint_every, checkpoint_path=str(last),
+                       progress=progress)
+    import torch
+
+    torch.manual_seed(recipe.seed + (1 if stage == "fine" else 0))
+    meta = {"recipe": recipe.describe(), "input_intrinsics": recipes.input_intrinsics(recipe, root), "run": str(out)}
+    trainer = Trainer(model, opt, loader, tcfg, scheduler=scheduler, device=device, meta=meta)
+    if resume and last.is_file():
+        trainer.resume(last)
+        print(f"resuming {out} at step {trainer.step} ({trainer.samples_seen:,} of {samples:,} samples)",
+              file=sys.stderr)
+    # purge_step: events a killed run logged after its last checkpoint (step > trainer.step) are
+    # dropped, then logged again by this run
+    writer = SummaryWriter(str(out / "tensorboard"), purge_step=trainer.step + 1 if trainer.step else None)
+    names = [g.get("name", f"group {i}") for i, g in enumerate(opt.param_groups)]
+
+    def on_log(t: Trainer, row: dict[str, Any]) -> None:
+        writer.add_scalar(f"{stage}/loss", row["loss"], row["step"])
+        for name, lr in zip(names, row["lr"]):
+            writer.add_scalar(f"{stage}/lr/{name}", lr, row["step"])
+        writer.add_scalar(f"{stage}/samples_per_second", row["samples"] / max(row["seconds"], 1e-9), row["step"])
+
+    def on_step(t: Trainer) -> None:
+        if t.step % checkpoint_every == 0:
+            writer.flush()
+            _write_json(out / "history.json", t.history)
+
+    try:
+        trainer.fit(on_log=on_log, on_step=on_step)
+    finally:
+        writer.close()
+    _write_json(out / "history.json", trainer.history)
+    # the finished stage: a copy of last.pt under its final name, written atomically
+    from .train import save_checkpoint_file
+
+    save_checkpoint_file(trainer.state(), final)
+    return final
