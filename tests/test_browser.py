@@ -35,6 +35,12 @@ z = 3</pre></div></div>
 </article></body></html>
 """
 
+COLLAPSED = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"><style>pre {{ width: 300px; overflow: auto; }}</style></head>
+<body><details class="hide above-input"><summary>Show code</summary>
+<div class="cell_input"><pre>{LONG}</pre></div></details></body></html>
+"""
+
 HEALTHY = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"></head><body><article class="bd-article">
 <p>Nothing wrong here.</p><div class="cell_output"><pre>42</pre></div><img src="wide.png" alt="ok">
@@ -54,6 +60,7 @@ def _write_site(root: Path) -> Path:
     Image.new("RGB", (400, 100), (200, 30, 30)).save(root / "wide.png")
     (root / "defects.html").write_text(DEFECTS)
     (root / "healthy.html").write_text(HEALTHY)
+    (root / "collapsed.html").write_text(COLLAPSED)
     (root / "index.html").write_text(HEALTHY)
     return root
 
@@ -65,7 +72,7 @@ def site(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def report(browser, site):
-    return check_book(site, ["defects.html", "healthy.html", "absent.html"], timeout_s=10)
+    return check_book(site, ["defects.html", "healthy.html", "absent.html", "collapsed.html"], timeout_s=10)
 
 
 def test_finds_exactly_the_scrolling_code_block(report):
@@ -97,13 +104,19 @@ def test_finds_only_the_raw_dollar_math(report):
 
 
 def test_healthy_page_passes_and_a_page_missing_from_the_build_fails(report):
-    defects, healthy, absent = report.pages
+    defects, healthy, absent, _ = report.pages
     assert not defects.ok and healthy.ok and not report.ok
     assert healthy.scrolling == [] and healthy.missing_images == [] and healthy.math.untypeset == []
     assert not absent.found and not absent.ok
     text = format_report(report)
     assert "defects.html" in text and "missing.png" in text and "line 2 has" in text
-    assert "2 of 3 pages" not in text and "1 of 3 pages pass" in text
+    assert "1 of 4 pages pass" in text
+
+
+def test_collapsed_code_is_opened_and_measured(report):
+    page = report.pages[3]
+    assert [(b.kind, b.hidden, b.long_line_number) for b in page.scrolling] == [("input", True, 1)]
+    assert "(collapsed)" in format_report(report)
 
 
 def _mathjax_script() -> Path | None:
@@ -173,3 +186,19 @@ def test_book_pages_without_a_toc_take_every_page_but_the_index_pages(tmp_path):
     assert book_pages(html) == ["chapters/one.html", "index.html"]
     (tmp_path / "_toc.yml").write_text("root: index\n")  # the build's own project lists its pages
     assert book_pages(html) == ["index.html"]
+
+
+def test_missing_chromium_or_playwright_is_one_line_that_says_how_to_install(tmp_path, monkeypatch):
+    import sys
+
+    from mdlearn.course.browser import find_chromium
+    from mdlearn.errors import MdlearnError
+
+    monkeypatch.delenv("MDLEARN_CHROMIUM", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty folder: no browser on PATH
+    with pytest.raises(MdlearnError, match="apt-get install chromium") as e:
+        find_chromium()
+    assert "\n" not in str(e.value) and browser_unavailable() is not None
+    monkeypatch.setitem(sys.modules, "playwright.sync_api", None)  # import fails like an absent package
+    with pytest.raises(MdlearnError, match="pip install playwright"):
+        check_book(tmp_path, ["index.html"])
