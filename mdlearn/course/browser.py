@@ -95,7 +95,8 @@ class ImageInfo:
 class MathInfo:
     """The math of one page after MathJax finished (or gave up).
 
-    ``mathjax`` is ``"typeset"`` (MathJax ran to the end), ``"timeout"``, ``"not loaded"``
+    ``mathjax`` is ``"typeset"`` (MathJax ran to the end), ``"timeout"``, ``"failed"`` (its
+    start-up failed), ``"not loaded"``
     (configured, but its script never started: a CDN offline, say) or ``"absent"`` (the page does
     not load MathJax). ``elements`` counts Sphinx math elements, ``typeset`` those holding
     MathJax output, ``containers`` the MathJax output containers of the whole article; ``untypeset`` quotes raw TeX left in the page, ``errors`` the TeX errors
@@ -269,7 +270,8 @@ async ({mathTimeoutMs, imageTimeoutMs}) => {
   const region = document.querySelector('article.bd-article') || document.querySelector('[role=main]')
       || document.body;
   const sleep = ms => new Promise(r => setTimeout(r, ms));
-  const within = (p, ms) => Promise.race([p.then(() => true), sleep(ms).then(() => false)]);
+  // 'done', 'failed' (the promise rejected) or 'timeout'
+  const within = (p, ms) => Promise.race([p.then(() => 'done', () => 'failed'), sleep(ms).then(() => 'timeout')]);
   const clip = (s, n) => s.length > n ? s.slice(0, n - 1) + '…' : s;
 
   // 1. MathJax: wait for its first typesetting pass (version 3: startup.promise; version 2: the Hub queue)
@@ -280,9 +282,11 @@ async ({mathTimeoutMs, imageTimeoutMs}) => {
            && Date.now() - t0 < mathTimeoutMs) await sleep(50);
     const left = Math.max(0, mathTimeoutMs - (Date.now() - t0));
     if (MathJax.startup && MathJax.startup.promise) {
-      mathjax = await within(MathJax.startup.promise, left) ? 'typeset' : 'timeout';
+      const r = await within(MathJax.startup.promise, left);
+      mathjax = r === 'done' ? 'typeset' : r;
     } else if (MathJax.Hub && MathJax.Hub.Queue) {
-      mathjax = await within(new Promise(r => MathJax.Hub.Queue(r)), left) ? 'typeset' : 'timeout';
+      const r = await within(new Promise(r => MathJax.Hub.Queue(r)), left);
+      mathjax = r === 'done' ? 'typeset' : r;
     } else {
       mathjax = 'not loaded';
     }
