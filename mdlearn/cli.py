@@ -179,6 +179,31 @@ def _cmd_book_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_book_check(args: argparse.Namespace) -> int:
+    import json
+
+    from .course.browser import check_book, format_report
+    from .paths import project_root
+
+    if args.html is None:
+        root = project_root()
+        if root is None:
+            raise UsageError("--html is needed outside a clone of the mdlearn repository")
+        html = root / "_build" / "html"
+    else:
+        html = Path(args.html)
+    if not (html / "index.html").is_file():
+        raise UsageError(f"--html {html}: no built book there (no index.html; run `mdlearn book build`)")
+    report = check_book(html, toc=args.toc, min_scale=args.min_scale)
+    if args.json:
+        try:
+            Path(args.json).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
+        except OSError as e:
+            raise MdlearnError(f"--json {args.json}: cannot write ({e.strerror})") from None
+    print(format_report(report))
+    return 0 if report.ok else 1
+
+
 # ------------------------------------------------------------------------------------ train
 
 
@@ -437,6 +462,16 @@ def build_parser() -> argparse.ArgumentParser:
     bk_sub = bk.add_subparsers(dest="action", required=True, parser_class=_Parser)
     bb = bk_sub.add_parser("build", help="execute the chapters (book preset) and build _build/html")
     bb.set_defaults(func=_cmd_book_build)
+    bc = bk_sub.add_parser("check", help="open the built pages in headless Chromium: scrolling code, "
+                           "missing or shrunken images, untypeset math (exit 1 on any but shrunken images)")
+    bc.add_argument("--html", default=None, help="the built book (default: <repo>/_build/html)")
+    bc.add_argument("--json", default=None, metavar="OUT", help="also write the full report as JSON to OUT")
+    bc.add_argument("--toc", default=None,
+                    help="table of contents listing the pages (default: the build's project _toc.yml; "
+                         "without one, every page)")
+    bc.add_argument("--min-scale", type=float, default=0.75,
+                    help="report images shown below this fraction of their natural width (default: 0.75)")
+    bc.set_defaults(func=_cmd_book_check)
     return p
 
 

@@ -1,0 +1,514 @@
+"""Checking the rendered book in a real browser (``mdlearn book check``; the book's layout is Chapter 1).
+
+A built page can be valid HTML and still read badly: a code line too long for the column makes
+its block scroll sideways, a figure that failed to load shows as a broken icon, a figure wider
+than the column is shrunk until its labels are unreadable, and math whose MathJax failed to load
+stays raw TeX. None of this shows in the HTML source; it shows in the layout. :func:`check_book`
+therefore opens every page of the table of contents in headless Chromium (driven by Playwright,
+one browser for all pages) at a laptop's viewport, waits for MathJax to finish typesetting, and
+measures the page in the DOM:
+
+* **code blocks**: every ``pre`` of the article whose ``scrollWidth`` exceeds its ``clientWidth``,
+  code inputs (cell sources and code in the prose) apart from cell outputs, with the block's first
+  line and the first line too wide for the column. Collapsed blocks (``hide-input`` cells) are
+  opened first and measured at the width a reader sees once they expand them.
+* **images**: every ``img`` of the article, whether it loaded (``naturalWidth > 0``), and its
+  rendered size; one displayed at less than ``min_scale`` of its natural width is *narrow*: its
+  text shrinks by the same factor, and below the default 0.75 the 10-point labels of a 100-dpi
+  matplotlib figure (about 14 px) drop under 10 px. Narrow images are reported, not failed.
+* **math**: every Sphinx math element (``.math``) must hold a MathJax container, MathJax must not
+  report a TeX error, and no raw ``$...$``, ``$$...$$``, ``\\(``, ``\\[`` or ``\\begin{`` may be
+  left in the text outside code.
+
+Requests to anything but local files are refused (the book must work offline) and listed.
+Chromium is the system's own (Debian/Ubuntu: ``apt-get install chromium``), never a browser that
+Playwright downloads; :func:`find_chromium` says where it was found, and ``$MDLEARN_CHROMIUM``
+overrides the search.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ..errors import MdlearnError, UsageError
+
+__all__ = ["CodeBlock", "ImageInfo", "MathInfo", "PageReport", "BookReport", "find_chromium",
+           "browser_unavailable", "toc_pages", "book_pages", "check_book", "format_report"]
+
+#: executables tried, in order, when ``$MDLEARN_CHROMIUM`` is not set
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+CHROMIUM_INSTALL = ("install Chromium (Debian/Ubuntu: `sudo apt-get install chromium`) "
+                    "or set MDLEARN_CHROMIUM to a Chromium or Chrome executable")
+PLAYWRIGHT_INSTALL = ("install it with `.venv/bin/pip install playwright` (it drives the system "
+                      "Chromium: `playwright install` is not needed)")
+#: pages of a build that are not chapters (used when no ``_toc.yml`` lists the pages)
+NON_CHAPTER_PAGES = ("genindex.html", "search.html", "py-modindex.html")
+
+
+@dataclass(frozen=True)
+class CodeBlock:
+    """One ``pre`` that scrolls sideways at the checked viewport.
+
+    ``kind`` is ``"input"`` (a cell's source or code in the prose) or ``"output"`` (a cell's
+    output). Widths are CSS pixels. ``long_line`` is the first line wider than the block's content
+    box (1-based ``long_line_number``, its length ``long_line_chars`` in characters);
+    ``fits_chars`` is about how many characters of the block's font fit in one line.
+    ``hidden`` says the block was collapsed (a ``hide-input`` cell) and was opened to measure it.
+    """
+
+    kind: Literal["input", "output"]
+    index: int
+    client_width: int
+    scroll_width: int
+    first_line: str
+    long_line: str
+    long_line_number: int
+    long_line_chars: int
+    fits_chars: int
+    hidden: bool
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """One ``img`` of a page's article: whether it loaded, its natural and rendered size (CSS px).
+
+    ``scale`` is rendered width / natural width (0 when not loaded or not displayed); ``narrow``
+    says it is displayed at less than the check's ``min_scale``.
+    """
+
+    src: str
+    alt: str
+    loaded: bool
+    natural_width: int
+    natural_height: int
+    rendered_width: float
+    rendered_height: float
+    scale: float
+    narrow: bool
+
+
+@dataclass(frozen=True)
+class MathInfo:
+    """The math of one page after MathJax finished (or gave up).
+
+    ``mathjax`` is ``"typeset"`` (MathJax ran to the end), ``"timeout"``, ``"failed"`` (its
+    start-up failed), ``"not loaded"``
+    (configured, but its script never started: a CDN offline, say) or ``"absent"`` (the page does
+    not load MathJax). ``elements`` counts Sphinx math elements, ``typeset`` those holding
+    MathJax output, ``containers`` the MathJax output containers of the whole article; ``untypeset`` quotes raw TeX left in the page, ``errors`` the TeX errors
+    MathJax reported.
+    """
+
+    mathjax: str
+    elements: int
+    typeset: int
+    containers: int
+    untypeset: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class PageReport:
+    """What :func:`check_book` measured on one page (``page`` is relative to the HTML folder)."""
+
+    page: str
+    found: bool
+    code_inputs: int = 0
+    code_outputs: int = 0
+    scrolling: list[CodeBlock] = field(default_factory=list)
+    images: list[ImageInfo] = field(default_factory=list)
+    math: MathInfo | None = None
+    external_requests: list[str] = field(default_factory=list)
+    error: str = ""
+
+    def scrolling_of(self, kind: Literal["input", "output"]) -> list[CodeBlock]:
+        """The scrolling code blocks of one kind."""
+        return [b for b in self.scrolling if b.kind == kind]
+
+    @property
+    def missing_images(self) -> list[ImageInfo]:
+        """Images that did not load."""
+        return [i for i in self.images if not i.loaded]
+
+    @property
+    def narrow_images(self) -> list[ImageInfo]:
+        """Loaded images displayed at less than ``min_scale`` of their natural width."""
+        return [i for i in self.images if i.narrow]
+
+    @property
+    def ok(self) -> bool:
+        """No scrolling code block, no missing image, all math typeset (narrow images are only reported)."""
+        math_ok = self.math is not None and not self.math.untypeset and not self.math.errors
+        return (self.found and not self.error and not self.scrolling and not self.missing_images
+                and math_ok)
+
+
+@dataclass
+class BookReport:
+    """The report of :func:`check_book`: one :class:`PageReport` per page, in table-of-contents order."""
+
+    html_dir: str
+    viewport: tuple[int, int]
+    min_scale: float
+    browser: str
+    pages: list[PageReport]
+
+    @property
+    def ok(self) -> bool:
+        """Every page passed (see :attr:`PageReport.ok`)."""
+        return all(p.ok for p in self.pages)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain JSON-ready data, with each page's ``ok`` and the book's ``ok``."""
+        d = asdict(self)
+        for page, pd in zip(self.pages, d["pages"]):
+            pd["ok"] = page.ok
+        d["ok"] = self.ok
+        return d
+
+
+def find_chromium() -> str:
+    """The Chromium executable to drive: ``$MDLEARN_CHROMIUM``, else the first of
+    :data:`CHROMIUM_NAMES` on ``PATH``. Raises :class:`~mdlearn.errors.MdlearnError` saying how
+    to install one."""
+    env = os.environ.get("MDLEARN_CHROMIUM")
+    if env:
+        if not (Path(env).is_file() and os.access(env, os.X_OK)):
+            raise MdlearnError(f"MDLEARN_CHROMIUM={env}: not an executable file")
+        return env
+    for name in CHROMIUM_NAMES:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise MdlearnError(f"the book check needs Chromium and found none on PATH: {CHROMIUM_INSTALL}")
+
+
+def _require_playwright() -> None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        raise MdlearnError(f"the book check needs the Python package playwright: {PLAYWRIGHT_INSTALL}") from None
+
+
+def browser_unavailable() -> str | None:
+    """Why :func:`check_book` cannot run here (Playwright or Chromium missing), or ``None``."""
+    try:
+        _require_playwright()
+        find_chromium()
+    except MdlearnError as e:
+        return str(e)
+    return None
+
+
+def toc_pages(toc: str | os.PathLike) -> list[str]:
+    """The pages a Jupyter Book ``_toc.yml`` lists (``root`` first), as HTML paths relative to the build.
+
+    ``file`` entries anywhere in the tree count (parts, chapters, sections); ``url`` and ``glob``
+    entries are not pages of the build and are left out. ``chapters/01_x`` becomes
+    ``chapters/01_x.html``.
+    """
+    import yaml
+
+    path = Path(toc)
+    try:
+        data = yaml.safe_load(path.read_text())
+    except (OSError, yaml.YAMLError) as e:
+        raise UsageError(f"{path}: cannot read the table of contents ({e})") from None
+    files: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key in ("root", "file"):
+                if isinstance(node.get(key), str):
+                    files.append(node[key])
+            for value in node.values():
+                if isinstance(value, (dict, list)):
+                    walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(data)
+    if not files:
+        raise UsageError(f"{path}: no `root` or `file` entries")
+    pages = []
+    for f in files:
+        p = Path(f)
+        p = p.with_suffix("") if p.suffix in (".ipynb", ".md", ".rst") else p
+        if str(p) + ".html" not in pages:
+            pages.append(str(p) + ".html")
+    return pages
+
+
+def book_pages(html_dir: str | os.PathLike, toc: str | os.PathLike | None = None) -> list[str]:
+    """The pages of a build to check, relative to ``html_dir``.
+
+    With ``toc``, the pages it lists. Otherwise the ``_toc.yml`` of the project the build belongs
+    to (``html_dir/../../_toc.yml``, the Jupyter Book layout ``PROJECT/_build/html``) when there is
+    one, else every ``.html`` page of ``html_dir`` except the index, search and ``_static`` pages.
+    """
+    html = Path(html_dir)
+    if toc is None and (html.parent.parent / "_toc.yml").is_file():
+        toc = html.parent.parent / "_toc.yml"
+    if toc is not None:
+        return toc_pages(toc)
+    pages = sorted(str(p.relative_to(html)) for p in html.rglob("*.html")
+                   if not p.relative_to(html).parts[0].startswith("_") and p.name not in NON_CHAPTER_PAGES)
+    if not pages:
+        raise UsageError(f"{html}: no .html pages to check")
+    return pages
+
+
+# Runs in the page once it has loaded: waits for MathJax and the images, then measures. Returns
+# plain data that check_book turns into the dataclasses above.
+_MEASURE_JS = r"""
+async ({mathTimeoutMs, imageTimeoutMs}) => {
+  const region = document.querySelector('article.bd-article') || document.querySelector('[role=main]')
+      || document.body;
+  const sleep = ms => new Promise(r => setTimeout(r, ms));
+  // 'done', 'failed' (the promise rejected) or 'timeout'
+  const within = (p, ms) => Promise.race([p.then(() => 'done', () => 'failed'), sleep(ms).then(() => 'timeout')]);
+  const clip = (s, n) => s.length > n ? s.slice(0, n - 1) + '…' : s;
+
+  // 1. MathJax: wait for its first typesetting pass (version 3: startup.promise; version 2: the Hub queue)
+  let mathjax = 'absent';
+  if (window.MathJax) {
+    const t0 = Date.now();
+    while (!(MathJax.startup && MathJax.startup.promise) && !(MathJax.Hub && MathJax.Hub.Queue)
+           && Date.now() - t0 < mathTimeoutMs) await sleep(50);
+    const left = Math.max(0, mathTimeoutMs - (Date.now() - t0));
+    if (MathJax.startup && MathJax.startup.promise) {
+      const r = await within(MathJax.startup.promise, left);
+      mathjax = r === 'done' ? 'typeset' : r;
+    } else if (MathJax.Hub && MathJax.Hub.Queue) {
+      const r = await within(new Promise(r => MathJax.Hub.Queue(r)), left);
+      mathjax = r === 'done' ? 'typeset' : r;
+    } else {
+      mathjax = 'not loaded';
+    }
+  }
+
+  // 2. open collapsed blocks (hide-input cells) so that their code is laid out like the rest
+  const hidden = new Set();
+  for (const d of region.querySelectorAll('details:not([open])')) {
+    d.querySelectorAll('pre').forEach(p => hidden.add(p));
+    d.open = true;
+  }
+
+  // 3. images: let every one finish loading or fail
+  const imgs = Array.from(region.querySelectorAll('img'));
+  await Promise.all(imgs.map(img => {
+    if (img.complete) return Promise.resolve();
+    img.loading = 'eager';
+    return within(new Promise(r => { img.addEventListener('load', r); img.addEventListener('error', r); }),
+                  imageTimeoutMs);
+  }));
+  if (document.fonts && document.fonts.ready) await within(document.fonts.ready, 2000);
+
+  // 4. code blocks
+  const pres = Array.from(region.querySelectorAll('pre'));
+  const blocks = {input: 0, output: 0};
+  const scrolling = [];
+  for (const pre of pres) {
+    const kind = pre.closest('.cell_output, .output') ? 'output' : 'input';
+    const index = blocks[kind]++;
+    if (!(pre.scrollWidth > pre.clientWidth)) continue;
+    const style = getComputedStyle(pre);
+    const content = pre.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+    const probe = document.createElement('span');
+    probe.style.cssText = 'position:absolute;visibility:hidden;white-space:pre;left:0;top:0';
+    pre.appendChild(probe);
+    probe.textContent = '0'.repeat(100);
+    const charWidth = probe.getBoundingClientRect().width / 100;
+    const lines = pre.textContent.replace(/\n$/, '').split('\n');
+    let longNo = 0;
+    for (let i = 0; i < lines.length && !longNo; i++) {
+      probe.textContent = lines[i];
+      if (probe.getBoundingClientRect().width > content + 0.5) longNo = i + 1;
+    }
+    probe.remove();
+    const long = longNo ? lines[longNo - 1] : '';
+    scrolling.push({kind, index, client_width: pre.clientWidth, scroll_width: pre.scrollWidth,
+                    first_line: clip(lines[0] || '', 120), long_line: clip(long, 160),
+                    long_line_number: longNo, long_line_chars: long.length,
+                    fits_chars: charWidth > 0 ? Math.floor(content / charWidth) : 0,
+                    hidden: hidden.has(pre)});
+  }
+
+  // 5. images, measured
+  const images = imgs.map(img => {
+    const r = img.getBoundingClientRect();
+    const src = img.getAttribute('src') || '';
+    return {src: clip(src, 160), alt: clip(img.getAttribute('alt') || '', 120),
+            loaded: img.complete && img.naturalWidth > 0,
+            natural_width: img.naturalWidth, natural_height: img.naturalHeight,
+            rendered_width: r.width, rendered_height: r.height};
+  });
+
+  // 6. math: every Sphinx math element holds MathJax output; no raw TeX left in the text
+  const mathEls = Array.from(region.querySelectorAll('.math'));
+  const hasOutput = el => el.querySelector('mjx-container, .MathJax, .MathJax_Display, .MathJax_Preview');
+  const squash = s => clip(s.replace(/\s+/g, ' ').trim(), 120);
+  const untypeset = mathEls.filter(el => !hasOutput(el)).map(el => 'math element: ' + squash(el.textContent));
+  const skip = 'script, style, pre, code, kbd, samp, textarea, mjx-container, .math, .tex2jax_ignore, .mathjax_ignore';
+  const patterns = [/\$\$[\s\S]+?\$\$/, /\$(?!\s)[^$\n]*?[^\s\\$]\$(?!\d)/, /\\\(|\\\[|\\begin\{/];
+  const walker = document.createTreeWalker(region, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    if (!node.parentElement || node.parentElement.closest(skip)) continue;
+    const text = node.textContent;
+    for (const re of patterns) {
+      const m = re.exec(text);
+      if (m) {
+        const a = Math.max(0, m.index - 30), b = Math.min(text.length, m.index + m[0].length + 30);
+        untypeset.push('in <' + node.parentElement.tagName.toLowerCase() + '>: ' + squash(text.slice(a, b)));
+        break;
+      }
+    }
+  }
+  const errors = Array.from(region.querySelectorAll('mjx-merror')).map(
+      e => squash(e.getAttribute('data-mjx-error') || e.textContent));
+  const containers = region.querySelectorAll('mjx-container').length  // MathJax 3 (class MathJax too)
+      || region.querySelectorAll('.MathJax, .MathJax_Display').length;  // MathJax 2
+  return {code_inputs: blocks.input, code_outputs: blocks.output, scrolling, images,
+          math: {mathjax, elements: mathEls.length, typeset: mathEls.filter(hasOutput).length, containers,
+                 untypeset, errors}};
+}
+"""
+
+
+def check_book(html_dir: str | os.PathLike, pages: list[str] | None = None, *,
+               toc: str | os.PathLike | None = None, viewport: tuple[int, int] = (1280, 900),
+               min_scale: float = 0.75, timeout_s: float = 30.0) -> BookReport:
+    """Open every page of a built book in headless Chromium and measure code, images and math.
+
+    ``html_dir`` is the build (``_build/html``); ``pages`` the pages to check, relative to it
+    (default: :func:`book_pages` with ``toc``). ``viewport`` is (width, height) in CSS pixels;
+    an image displayed below ``min_scale`` of its natural width counts as narrow. ``timeout_s``
+    bounds each page's load and MathJax. One browser opens all pages; requests that leave the
+    local files are refused and listed per page.
+
+    Raises :class:`~mdlearn.errors.MdlearnError` when Playwright or Chromium is missing (the
+    message says how to install them) and :class:`~mdlearn.errors.UsageError` for a folder that
+    holds no build. A page the table of contents lists but the build lacks is reported, not raised.
+    """
+    html = Path(html_dir).resolve()
+    if not html.is_dir():
+        raise UsageError(f"{html_dir}: no such folder (build the book first: `mdlearn book build`)")
+    if not 0 < min_scale <= 1:
+        raise UsageError(f"min_scale must be in (0, 1], got {min_scale}")
+    if pages is None:
+        pages = book_pages(html, toc)
+    _require_playwright()
+    chromium = find_chromium()
+    from playwright.sync_api import Error as PlaywrightError
+    from playwright.sync_api import sync_playwright
+
+    reports: list[PageReport] = []
+    with sync_playwright() as pw:
+        try:
+            browser = pw.chromium.launch(executable_path=chromium, headless=True,
+                                         args=["--no-sandbox", "--disable-gpu", "--no-first-run",
+                                               "--disable-background-networking", "--disable-component-update",
+                                               "--disable-sync"])
+        except PlaywrightError as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise MdlearnError(f"{chromium}: Chromium did not start ({first})") from None
+        try:
+            context = browser.new_context(viewport={"width": viewport[0], "height": viewport[1]})
+            external: list[str] = []
+
+            def route(r):
+                url = r.request.url
+                if url.startswith(("file:", "data:", "blob:", "about:")):
+                    r.continue_()
+                else:
+                    external.append(url)
+                    r.abort()
+
+            context.route("**/*", route)
+            page = context.new_page()
+            for rel in pages:
+                path = html / rel
+                if not path.is_file():
+                    reports.append(PageReport(page=rel, found=False, error="page not in the build"))
+                    continue
+                external.clear()
+                report = PageReport(page=rel, found=True)
+                try:
+                    page.goto(path.as_uri(), wait_until="load", timeout=timeout_s * 1000)
+                    data = page.evaluate(_MEASURE_JS, {"mathTimeoutMs": timeout_s * 1000,
+                                                       "imageTimeoutMs": timeout_s * 1000})
+                except PlaywrightError as e:
+                    report.error = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+                    reports.append(report)
+                    continue
+                report.code_inputs = data["code_inputs"]
+                report.code_outputs = data["code_outputs"]
+                report.scrolling = [CodeBlock(**b) for b in data["scrolling"]]
+                for im in data["images"]:
+                    shown = im["loaded"] and im["rendered_width"] > 0
+                    scale = im["rendered_width"] / im["natural_width"] if shown else 0.0
+                    report.images.append(ImageInfo(**im, scale=round(scale, 3),
+                                                   narrow=shown and scale < min_scale))
+                report.math = MathInfo(**data["math"])
+                report.external_requests = sorted(set(external))
+                reports.append(report)
+            version = browser.version
+        finally:
+            browser.close()
+    return BookReport(html_dir=str(html), viewport=viewport, min_scale=min_scale,
+                      browser=f"Chromium {version} ({chromium})", pages=reports)
+
+
+def format_report(report: BookReport, details: bool = True) -> str:
+    """A readable table of a :class:`BookReport`: one row per page, then what failed (with ``details``)."""
+    head = ("page", "code scrolls", "output scrolls", "images loaded", "narrow", "math typeset", "status")
+    rows = []
+    for p in report.pages:
+        if not p.found or p.error:
+            rows.append((p.page, "-", "-", "-", "-", "-", p.error or "missing"))
+            continue
+        m = p.math
+        assert m is not None
+        math = f"{m.typeset}/{m.elements}"
+        if m.untypeset or m.errors:
+            math += f", {len(m.untypeset)} raw, {len(m.errors)} errors"
+        n_img = len(p.images)
+        rows.append((p.page, f"{len(p.scrolling_of('input'))}/{p.code_inputs}",
+                     f"{len(p.scrolling_of('output'))}/{p.code_outputs}",
+                     f"{n_img - len(p.missing_images)}/{n_img}", str(len(p.narrow_images)), math,
+                     "ok" if p.ok else "FAIL"))
+    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
+    fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+    lines = [f"{report.browser}, viewport {report.viewport[0]}x{report.viewport[1]}, {report.html_dir}",
+             fmt(head), fmt(tuple("-" * w for w in widths)), *map(fmt, rows)]
+    if details:
+        for p in report.pages:
+            for b in p.scrolling:
+                where = f"{p.page}: {b.kind} #{b.index + 1}" + (" (collapsed)" if b.hidden else "")
+                lines.append(f"{where} scrolls by {b.scroll_width - b.client_width} px "
+                             f"({b.client_width} px wide, ~{b.fits_chars} characters fit): {b.first_line!r}")
+                if b.long_line_number:
+                    lines.append(f"    line {b.long_line_number} has {b.long_line_chars} characters: {b.long_line!r}")
+            for im in p.images:
+                if not im.loaded:
+                    lines.append(f"{p.page}: image not loaded: {im.src}")
+                elif im.narrow:
+                    lines.append(f"{p.page}: image shown at {im.rendered_width:.0f} px of its "
+                                 f"{im.natural_width} px ({im.scale:.0%}): {im.src}")
+            if p.math is not None:
+                if p.math.mathjax not in ("typeset", "absent"):
+                    lines.append(f"{p.page}: MathJax {p.math.mathjax}")
+                lines += [f"{p.page}: untypeset math {s}" for s in p.math.untypeset]
+                lines += [f"{p.page}: MathJax error: {s}" for s in p.math.errors]
+            if p.external_requests:
+                lines.append(f"{p.page}: refused {len(p.external_requests)} request(s) off the local files: "
+                             + ", ".join(p.external_requests[:3]) + (" ..." if len(p.external_requests) > 3 else ""))
+    failed = [p.page for p in report.pages if not p.ok]
+    lines.append(f"{len(report.pages) - len(failed)} of {len(report.pages)} pages pass"
+                 + (f"; failing: {', '.join(failed)}" if failed else ""))
+    return "\n".join(lines)
