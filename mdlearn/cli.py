@@ -233,6 +233,41 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from .assess import evaluate_network
+    from .evaluation import PROTOCOLS
+
+    if args.protocol not in PROTOCOLS:
+        raise UsageError(f"unknown protocol {args.protocol!r}; known: {', '.join(PROTOCOLS)}")
+    out = Path(args.out) if args.out else None
+    if out is not None and out.exists() and not args.overwrite:
+        raise UsageError(f"{out}: exists; refusing to replace it (pass --overwrite)")
+    data = args.data
+    if data is None:
+        from .datasets import ensure_dataset
+        from .train import read_checkpoint
+
+        recipe = (read_checkpoint(args.checkpoint).get("meta") or {}).get("recipe") or {}
+        name = args.dataset or recipe.get("dataset")
+        if not name:
+            raise UsageError(f"{args.checkpoint}: records no dataset; pass --data DIR or --dataset NAME")
+        data = ensure_dataset(name, progress=not args.quiet)
+    ev = evaluate_network(args.checkpoint, data, args.protocol, split=args.split, scale=args.scale,
+                          device=args.device, progress=not args.quiet)
+    print(ev.result)
+    print(f"{100 * ev.region_in_crop:.1f} % of the network region lies inside the protocol's crop "
+          f"(the paper: 86 % on NYU); ground truth: {ev.ground_truth}")
+    if out is not None:
+        from .runs import _write_json
+
+        out.parent.mkdir(parents=True, exist_ok=True)
+        _write_json(out, ev.to_json())
+        print(f"wrote {out}")
+    return 0
+
+
 # ------------------------------------------------------------------------- predict / export
 
 
@@ -435,6 +470,20 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
     tr.set_defaults(func=_cmd_train)
+
+    ev = sub.add_parser("evaluate", help="a checkpoint on a test set at full resolution under a protocol (Chapter 9)")
+    ev.add_argument("--checkpoint", required=True, help="a trained mdlearn checkpoint (.pt)")
+    ev.add_argument("--data", default=None, help="a dataset folder in the NYU sync layout")
+    ev.add_argument("--dataset", default=None, help="a named dataset (default: the checkpoint's training set)")
+    ev.add_argument("--protocol", default="nyu_paper", help="a protocol of mdlearn.evaluation (default: nyu_paper)")
+    ev.add_argument("--split", default="test", help="which split's list to evaluate (default: test)")
+    ev.add_argument("--scale", choices=("coarse", "fine"), default=None,
+                    help="network output to evaluate (default: the checkpoint's stage)")
+    ev.add_argument("--out", default=None, help="write the metrics, protocol card and counts as JSON")
+    ev.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
+    ev.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
+    ev.add_argument("--quiet", action="store_true", help="no progress bar")
+    ev.set_defaults(func=_cmd_evaluate)
 
     pr = sub.add_parser("predict", help="depth, preview and point cloud for your own photos (Chapter 9)")
     pr.add_argument("images", nargs="+", help="image files (anything Pillow reads)")
