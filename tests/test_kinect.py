@@ -8,11 +8,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mdlearn.camera import Intrinsics
-from mdlearn.errors import FormatError
+from mdlearn.errors import FormatError, UsageError
 from mdlearn.data.kinect import (ACCEL_STRUCT, NYU_KINECT, RAW_INVALID, TOOLBOX_R, TOOLBOX_T, AccelRecord,
                                  Distortion, KinectCalibration, disparity_to_metres, format_raw_name, mask_min_max,
                                  metres_to_disparity, parse_raw_name, read_accel_dump, read_kinect_depth,
-                                 read_kinect_disparity, read_kinect_ppm, register_depth, undistort_rgb,
+                                 read_kinect_disparity, read_kinect_ppm, register_depth, register_depth_toolbox,
+                                 undistort_rgb,
                                  write_accel_dump, write_kinect_pgm, write_kinect_ppm)
 
 
@@ -298,3 +299,55 @@ def test_toolbox_value_differs_from_rgb_z_by_millimetres(shared_data):
     both = (a > 0) & (b > 0)
     assert both.mean() > 0.6
     assert np.abs(a[both] - b[both]).max() < 0.03 and np.median(np.abs(a[both] - b[both])) < 0.01
+
+
+def _ideal_colocated(w=64, h=48):
+    K = Intrinsics(100.0, 100.0, (w - 1) / 2, (h - 1) / 2, w, h)
+    none = Distortion(0, 0, 0, 0, 0)
+    eye = ((1, 0, 0), (0, 1, 0), (0, 0, 1))
+    return KinectCalibration(K, K, none, none, eye, (0.0, 0.0, 0.0))
+
+
+def test_toolbox_registration_of_a_plane_leaves_the_last_row_and_column_empty():
+    calib = _ideal_colocated()
+    raw = np.full((48, 64), 1000, np.uint16)
+    raw[:, :3] = RAW_INVALID
+    d = register_depth_toolbox(raw, calib)
+    np.testing.assert_allclose(d[:-1, 3:-1], 351.3 / 92.5, rtol=1e-6)
+    assert (d[:, :3] == 0).all() and (d[-1] == 0).all() and (d[:, -1] == 0).all()
+    ours = register_depth(raw, calib)
+    np.testing.assert_allclose(d[:-1, :-1], ours[:-1, :-1], rtol=1e-6)
+
+
+def test_toolbox_noise_mask_is_the_frames_largest_raw_value():
+    """Without holes, the largest raw level (the farthest depth) is masked, the nearest kept;
+    with a hole, the mask is the hole (2047) and the farthest level stays."""
+    calib = _ideal_colocated()
+    raw = np.full((48, 64), 1000, np.uint16)
+    raw[10:20, 10:20] = 1001
+    raw[30:40, 30:40] = 900
+    d = register_depth_toolbox(raw, calib)
+    assert (d[10:20, 10:20] == 0).all() and (d[31:39, 31:39] > 0).all()
+    raw[0, 0] = RAW_INVALID
+    assert (register_depth_toolbox(raw, calib)[11:19, 11:19] > 0).all()
+
+
+def test_toolbox_clips_junk_beyond_ten_metres_where_mdlearn_drops_it():
+    calib = _ideal_colocated()
+    raw = np.full((48, 64), 1000, np.uint16)
+    raw[:, :2] = RAW_INVALID
+    raw[20:30, 20:30] = 1070  # 351.3 / 22.5 = 15.6 m
+    assert (register_depth_toolbox(raw, calib)[21:29, 21:29] == 10.0).all()
+    assert (register_depth(raw, calib)[20:30, 20:30] == 0).all()
+    with pytest.raises(UsageError):
+        register_depth_toolbox(raw, calib, value="depth")
+
+
+def test_toolbox_registration_of_the_real_frame_agrees_in_the_interior(shared_data):
+    raw = read_kinect_disparity(shared_data / "nyu/raw_frame/NYU_depth.pgm")
+    ours, tb = register_depth(raw), register_depth_toolbox(raw)
+    both = (ours > 0) & (tb > 0)
+    assert both.mean() > 0.6 and tb.max() <= 10.0
+    rel = np.abs(ours[both] - tb[both]) / ours[both]
+    assert np.median(rel) < 0.01
+    assert (tb > 0).sum() < (ours > 0).sum()  # resampling next to holes costs pixels
