@@ -25,7 +25,8 @@ import numpy as np
 __all__ = ["DEPTH_CMAP", "ERROR_CMAP", "BOOK_WIDTH", "as_numpy_image", "show_depth", "show_error", "depth_gallery",
            "plot_history", "template_grid"]
 # helpers of chapters 1-2 (data alignment) add their names here:
-__all__ += []
+__all__ += ["point_cloud", "depth_strip", "sync_timeline", "depth_edges",
+            "edge_overlay", "label_map"]
 # helpers of chapters 3-4 (laser scanner, scale-invariant error) add their names here:
 __all__ += []
 
@@ -204,6 +205,150 @@ def template_grid(maps: Sequence[Any], titles: Sequence[str] | None = None, colu
 # ---------------------------------------------------------------------------------------------
 # Chapters 1-2: the synthetic world, NYU's Kinect frames (point clouds, registration figures)
 # ---------------------------------------------------------------------------------------------
+
+
+def point_cloud(points: Any, colours: Any | None = None, stride: int = 1, ax=None,
+                title: str | None = None, size: float = 1.5):
+    """A coloured 3D scatter of camera-frame points (Chapter 1), drawn with y up.
+
+    ``points`` is ``(H, W, 3)`` or ``(N, 3)`` metres (x right, y down, z forward; points with
+    ``z <= 0`` are left out), ``colours`` the matching RGB in [0, 1] (or uint8); ``stride`` keeps
+    every k-th row and column of an ``(H, W, 3)`` grid. The camera is a red triangle at the
+    origin. Returns the 3D axes.
+    """
+    import matplotlib.pyplot as plt
+
+    P = as_numpy_image(points) if hasattr(points, "detach") else np.asarray(points)
+    C = None if colours is None else as_numpy_image(colours)
+    if P.ndim == 3:
+        P = P[::stride, ::stride]
+        C = None if C is None else C[::stride, ::stride]
+    P = P.reshape(-1, 3)
+    keep = P[:, 2] > 0
+    if C is not None:
+        C = C.reshape(-1, 3)[keep]
+        C = C / 255.0 if C.dtype == np.uint8 else C
+    P = P[keep]
+    with plt.rc_context(_rc()):
+        if ax is None:
+            fig = plt.figure(figsize=(BOOK_WIDTH, BOOK_WIDTH * 0.6))
+            ax = fig.add_subplot(1, 1, 1, projection="3d")
+        ax.scatter(P[:, 0], P[:, 2], -P[:, 1], c=C, s=size, linewidths=0)
+        ax.scatter([0], [0], [0], c="red", s=40, marker="^")
+        ax.set_xlabel("X (m, right)")
+        ax.set_ylabel("Z (m, forward)")
+        ax.set_zlabel("-Y (m, up)")
+        ax.view_init(elev=25, azim=-60)
+        if title:
+            ax.set_title(title)
+    return ax
+
+
+def depth_strip(images: Sequence[Any], depths: Sequence[Any], titles: Sequence[str] | None = None,
+                vmax: float | None = None, width: float = BOOK_WIDTH):
+    """Images in a top row, their depth maps below, one shared colour bar in metres (Chapter 1).
+
+    Returns the figure; all depth maps share ``vmax`` (default: 99th percentile of all).
+    """
+    import matplotlib.pyplot as plt
+
+    imgs = [as_numpy_image(i) for i in images]
+    deps = [as_numpy_image(d) for d in depths]
+    if vmax is None:
+        pos = np.concatenate([d[d > 0].ravel() for d in deps])
+        vmax = float(np.percentile(pos, 99)) if pos.size else 1.0
+    n = len(imgs)
+    h, w = imgs[0].shape[:2]
+    with plt.rc_context(_rc()):
+        fig, axes = plt.subplots(2, n, figsize=(width, 2 * width / n * h / w + 0.5),
+                                 squeeze=False, constrained_layout=True)
+        for j in range(n):
+            axes[0, j].imshow(imgs[j])
+            axes[0, j].set_axis_off()
+            if titles is not None:
+                axes[0, j].set_title(titles[j])
+            im = show_depth(axes[1, j], deps[j], vmax=vmax, colorbar=False)
+        cb = fig.colorbar(im, ax=list(axes[1]), fraction=0.03, pad=0.02)
+        cb.set_label("depth (m)")
+    return fig
+
+
+def sync_timeline(t_depth: Sequence[float], t_rgb: Sequence[float],
+                  kept: Sequence[tuple[int, int]], dropped: Sequence[tuple[int, int]] = (),
+                  ax=None, title: str | None = None):
+    """Frame times of two streams and the pairs a synchronisation made (Chapter 2).
+
+    ``t_depth``, ``t_rgb``: seconds; ``kept`` / ``dropped``: ``(depth index, rgb index)`` pairs,
+    drawn as solid green and dashed red links. Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+
+    td, tr = np.asarray(t_depth, float), np.asarray(t_rgb, float)
+    with plt.rc_context(_rc()):
+        if ax is None:
+            _, ax = plt.subplots(figsize=(BOOK_WIDTH, 2.4), constrained_layout=True)
+        ax.scatter(tr, np.ones_like(tr), marker="|", s=300, color="tab:blue", label="RGB frames")
+        ax.scatter(td, np.zeros_like(td), marker="|", s=300, color="tab:orange",
+                   label="depth frames")
+        for pairs, style, label in ((kept, "-", "kept pair"),
+                                    (dropped, "--", "dropped: RGB frame shared")):
+            colour = "tab:green" if style == "-" else "tab:red"
+            for i, j in pairs:
+                ax.plot([td[i], tr[j]], [0, 1], color=colour, ls=style, lw=1.5)
+            ax.plot([], [], color=colour, ls=style, label=label)
+        ax.set_yticks([0, 1], ["depth", "RGB"])
+        ax.set_xlabel("time since the first RGB frame (s)")
+        ax.set_ylim(-0.4, 1.9)
+        ax.legend(ncol=2, loc="upper center")
+        if title:
+            ax.set_title(title)
+    return ax
+
+
+def depth_edges(depth: Any, rel: float = 0.05) -> np.ndarray:
+    """Boolean ``(H-1, W-1)`` map of depth discontinuities (Chapter 2): both neighbours (right
+    or below) valid and differing by more than ``rel`` of the nearer one."""
+    d = as_numpy_image(depth).astype(np.float64)
+    a, b, c = d[:-1, :-1], d[:-1, 1:], d[1:, :-1]
+
+    def jump(p, q):
+        return (p > 0) & (q > 0) & (np.abs(p - q) > rel * np.minimum(p, q))
+
+    return jump(a, b) | jump(a, c)
+
+
+def edge_overlay(ax, rgb: Any, depth: Any, title: str | None = None):
+    """The RGB image with the :func:`depth_edges` of ``depth`` drawn in red (Chapter 2)."""
+    yy, xx = np.nonzero(depth_edges(depth))
+    ax.imshow(as_numpy_image(rgb))
+    ax.scatter(xx, yy, s=0.3, c="red", linewidths=0)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def label_map(ax, masks: Mapping[str, Any], title: str | None = None):
+    """Pixels coloured by the first of ``masks`` (name -> boolean ``(H, W)``) that holds them,
+    white where none does, with a legend (Chapter 2: why each depth hole is there)."""
+    from matplotlib.colors import ListedColormap
+    from matplotlib.patches import Patch
+
+    names = list(masks)
+    colours = ["#ffffff", "#d62728", "#1f77b4", "#2f2f2f", "#ff7f0e", "#9467bd", "#8c564b",
+               "#e377c2", "#17becf"][:len(names) + 1]
+    first = next(iter(masks.values()))
+    label = np.zeros(np.shape(first), int)
+    for k, name in enumerate(names, 1):
+        label[np.asarray(masks[name], bool) & (label == 0)] = k
+    ax.imshow(label, cmap=ListedColormap(colours), vmin=0, vmax=len(colours) - 1,
+              interpolation="nearest")
+    ax.legend(handles=[Patch(color=colours[k], label=n) for k, n in enumerate(names, 1)],
+              loc="lower left", framealpha=0.8)
+    ax.set_axis_off()
+    if title:
+        ax.set_title(title)
+    return label
 
 
 # ---------------------------------------------------------------------------------------------
