@@ -344,7 +344,7 @@ def label_map(ax, masks: Mapping[str, Any], title: str | None = None):
     ax.imshow(label, cmap=ListedColormap(colours), vmin=0, vmax=len(colours) - 1,
               interpolation="nearest")
     ax.legend(handles=[Patch(color=colours[k], label=n) for k, n in enumerate(names, 1)],
-              loc="lower left", framealpha=0.8)
+              loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize=8, frameon=False)
     ax.set_axis_off()
     if title:
         ax.set_title(title)
