@@ -8,12 +8,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mdlearn.camera import Intrinsics
+from mdlearn.data.formats import read_depth_png_mm
 from mdlearn.errors import FormatError, UsageError
 from mdlearn.data.kinect import (ACCEL_STRUCT, NYU_KINECT, RAW_INVALID, TOOLBOX_R, TOOLBOX_T, AccelRecord,
                                  Distortion, KinectCalibration, disparity_to_metres, format_raw_name, mask_min_max,
                                  metres_to_disparity, parse_raw_name, read_accel_dump, read_kinect_depth,
                                  read_kinect_disparity, read_kinect_ppm, register_depth, register_depth_toolbox,
-                                 undistort_rgb,
+                                 NYU_MAX_DEPTH, TOOLBOX_MIN_RAW, undistort_rgb,
                                  write_accel_dump, write_kinect_pgm, write_kinect_ppm)
 
 
@@ -351,3 +352,15 @@ def test_toolbox_registration_of_the_real_frame_agrees_in_the_interior(shared_da
     rel = np.abs(ours[both] - tb[both]) / ours[both]
     assert np.median(rel) < 0.01
     assert (tb > 0).sum() < (ours > 0).sum()  # resampling next to holes costs pixels
+
+
+def test_real_sync_depth_respects_the_toolbox_range(shared_data):
+    """Chapters 1 and 2: a toolbox-registered NYU depth map has no valid depth nearer than raw
+    600 (0.71 m) or beyond 10 m -- not 'a few percent nearer than half a metre'."""
+    near = float(disparity_to_metres(np.array([TOOLBOX_MIN_RAW]))[0])
+    assert near == pytest.approx(0.713, abs=1e-3)
+    for i in (0, 50, 100):
+        d = read_depth_png_mm(shared_data / f"nyu/sync_pairs/sync_depth_{i:05d}.png")
+        ok = d[d > 0]
+        assert ok.min() >= near - 1e-3 and ok.max() <= NYU_MAX_DEPTH
+        assert 2.0 < np.median(ok) < 4.0
