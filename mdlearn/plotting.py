@@ -218,7 +218,9 @@ def point_cloud(points: Any, colours: Any | None = None, stride: int = 1, ax=Non
     """
     import matplotlib.pyplot as plt
 
-    P = as_numpy_image(points) if hasattr(points, "detach") else np.asarray(points)
+    if hasattr(points, "detach"):  # a tensor; not as_numpy_image, which clips to [0, 1]
+        points = points.detach().cpu().numpy()
+    P = np.asarray(points, dtype=np.float64)
     C = None if colours is None else as_numpy_image(colours)
     if P.ndim == 3:
         P = P[::stride, ::stride]

@@ -6,6 +6,7 @@ matplotlib.use("Agg")
 
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from mdlearn.plotting import (depth_edges, depth_strip, edge_overlay, label_map,  # noqa: E402
                               point_cloud, sync_timeline)
@@ -19,6 +20,16 @@ def test_point_cloud_drops_points_behind_the_camera_and_draws_y_up():
     ax = point_cloud(P, np.ones((4, 4, 3)), stride=1)
     xs, zs, ys = ax.collections[0]._offsets3d
     assert len(xs) == 15 and max(ys) == 1.0  # drawn as -Y: up is positive
+    plt.close("all")
+
+
+def test_point_cloud_keeps_metres_of_a_tensor():
+    P = torch.zeros(2, 2, 3)
+    P[..., 0] = torch.tensor([[-3.0, 3.0], [0.0, 5.0]])
+    P[..., 2] = 4.0
+    ax = point_cloud(P, torch.rand(3, 2, 2))
+    xs, zs, _ = ax.collections[0]._offsets3d
+    assert sorted(xs) == [-3.0, 0.0, 3.0, 5.0] and set(zs) == {4.0}
     plt.close("all")
 
 
