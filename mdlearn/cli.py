@@ -229,7 +229,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else Path("runs") / f"{recipe.name}-{args.stage}"
     final = train_run(out, recipe, args.stage, data_root=args.data, init=args.init, resume=args.resume,
                       checkpoint_every=args.checkpoint_every, progress=not args.quiet, device=args.device)
-    print(f"{out}: finished {args.stage} stage -> {final} (curves: tensorboard --logdir {out / 'tensorboard'})")
+    from .train import distributed_context
+
+    if distributed_context()[0] == 0:  # under torchrun: one report, from process 0
+        print(f"{out}: finished {args.stage} stage -> {final} (curves: tensorboard --logdir {out / 'tensorboard'})")
     return 0
 
 

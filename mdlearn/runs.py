@@ -14,6 +14,11 @@ differs from the one asked for. Training stopped at any point (``kill -9`` inclu
 ``last.pt`` and loses at most the steps since it was written; the result equals an uninterrupted
 run's (the checkpoint carries the sampler position and every random state, see
 :class:`mdlearn.train.Trainer`).
+
+Several GPUs or machines: ``torchrun --nproc_per_node=N -m mdlearn train ...`` runs the same
+command in N processes with DistributedDataParallel; each process takes its share of every global
+batch (:class:`mdlearn.train.ResumableSampler`), process 0 writes the run folder, and the
+result equals a one-process run with the same global batch (``--set batch_size=...``).
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from typing import Any
 
 from .errors import MdlearnError, UsageError
 
-__all__ = ["RUN_FORMAT", "PRESET_RECIPES", "train_run", "run_config"]
+__all__ = ["RUN_FORMAT", "PRESET_RECIPES", "train_run", "run_config", "init_distributed"]
 
 #: The ``format`` entry of a run's ``config.json``.
 RUN_FORMAT = "mdlearn-run"
@@ -80,6 +85,31 @@ def _resolve_init(init: str | os.PathLike | None) -> Path | None:
     return p
 
 
+def init_distributed() -> tuple[int, int]:
+    """Join the process group ``torchrun`` describes (``WORLD_SIZE`` > 1 in the environment):
+    NCCL on CUDA (each process on ``cuda:LOCAL_RANK``), gloo on CPU. Returns ``(rank, world)``;
+    ``(0, 1)`` and nothing done for a single process (Chapter 8)."""
+    import torch
+    import torch.distributed as dist
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 0, 1
+    if not dist.is_initialized():
+        cuda = torch.cuda.is_available()
+        if cuda:
+            torch.cuda.set_device(int(os.environ.get("LOCAL_RANK", "0")))
+        dist.init_process_group("nccl" if cuda else "gloo")
+    return dist.get_rank(), dist.get_world_size()
+
+
+def _barrier(world: int) -> None:
+    if world > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
 def train_run(out: str | os.PathLike, recipe, stage: str, *, data_root: str | os.PathLike | None = None,
               init: str | os.PathLike | None = None, resume: bool = False, checkpoint_every: int = 200,
               progress: bool = True, device: str | None = None) -> Path:
@@ -107,7 +137,20 @@ def train_run(out: str | os.PathLike, recipe, stage: str, *, data_root: str | os
         raise UsageError(f"stage must be 'coarse' or 'fine', got {stage!r}")
     if checkpoint_every < 1:
         raise UsageError(f"--checkpoint-every must be at least 1, got {checkpoint_every}")
+    rank, world = init_distributed()
+    if world > 1 and device is None:
+        import torch
+
+        device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
     init_path = _resolve_init(init)
+    if recipe.batch_size % world:
+        raise UsageError(f"the batch of {recipe.batch_size} does not split over {world} processes; "
+                         f"--set batch_size=... to a multiple of {world}")
+    # a process's micro-batch: the recipe's, or its whole share of the batch if that is smaller
+    micro = min(recipe.micro_batch, recipe.batch_size // world)
+    if (recipe.batch_size // world) % micro:
+        raise UsageError(f"micro-batch {micro} does not divide the per-process batch {recipe.batch_size // world}; "
+                         "--set micro_batch=... to a divisor")
     if stage == "fine" and init_path is None:
         raise UsageError("the fine stage starts from a trained coarse network: pass --init CHECKPOINT_OR_RUN")
     root = recipes._data_root(recipe, data_root)
@@ -134,14 +177,17 @@ def train_run(out: str | os.PathLike, recipe, stage: str, *, data_root: str | os
             raise MdlearnError(f"{out}: no run to resume (no config.json)")
         if out.exists() and any(out.iterdir()):
             raise UsageError(f"{out}: exists and is not an mdlearn run; choose a new or empty --out")
-        (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-        _write_json(cfg_file, config)
+        _barrier(world)  # every process has checked before process 0 creates the run
+        if rank == 0:
+            (out / "checkpoints").mkdir(parents=True, exist_ok=True)
+            _write_json(cfg_file, config)
+    _barrier(world)
 
     model = recipes.build(recipe)
     if init_path is not None:
         load_model_weights(model, init_path)
     data = recipes.training_data(recipe, "train", root, progress=progress)
-    loader = make_loader(data, recipe.micro_batch, seed=recipe.seed)
+    loader = make_loader(data, micro, seed=recipe.seed)
     kind = recipe.optimizer
     opt = make_optimizer(model, stage, kind, **({"adam_lr": recipe.lr} if kind == "adam" else {"lr_scale": recipe.lr}))
     samples = recipe.coarse_samples if stage == "coarse" else recipe.fine_samples
@@ -152,35 +198,44 @@ def train_run(out: str | os.PathLike, recipe, stage: str, *, data_root: str | os
     import torch
 
     torch.manual_seed(recipe.seed + (1 if stage == "fine" else 0))
-    meta = {"recipe": recipe.describe(), "input_intrinsics": recipes.input_intrinsics(recipe, root), "run": str(out)}
+    meta = {"recipe": recipe.describe(), "input_intrinsics": recipes.input_intrinsics(recipe, root), "run": str(out),
+            "processes": world}
     trainer = Trainer(model, opt, loader, tcfg, scheduler=scheduler, device=device, meta=meta)
     if resume and last.is_file():
         trainer.resume(last)
-        print(f"resuming {out} at step {trainer.step} ({trainer.samples_seen:,} of {samples:,} samples)",
-              file=sys.stderr)
+        if rank == 0:
+            print(f"resuming {out} at step {trainer.step} ({trainer.samples_seen:,} of {samples:,} samples)",
+                  file=sys.stderr)
     # purge_step: events a killed run logged after its last checkpoint (step > trainer.step) are
     # dropped, then logged again by this run
-    writer = SummaryWriter(str(out / "tensorboard"), purge_step=trainer.step + 1 if trainer.step else None)
+    writer = (SummaryWriter(str(out / "tensorboard"), purge_step=trainer.step + 1 if trainer.step else None)
+              if rank == 0 else None)
     names = [g.get("name", f"group {i}") for i, g in enumerate(opt.param_groups)]
 
     def on_log(t: Trainer, row: dict[str, Any]) -> None:
+        if writer is None:
+            return
         writer.add_scalar(f"{stage}/loss", row["loss"], row["step"])
         for name, lr in zip(names, row["lr"]):
             writer.add_scalar(f"{stage}/lr/{name}", lr, row["step"])
         writer.add_scalar(f"{stage}/samples_per_second", row["samples"] / max(row["seconds"], 1e-9), row["step"])
 
     def on_step(t: Trainer) -> None:
-        if t.step % checkpoint_every == 0:
+        if writer is not None and t.step % checkpoint_every == 0:
             writer.flush()
             _write_json(out / "history.json", t.history)
 
     try:
         trainer.fit(on_log=on_log, on_step=on_step)
     finally:
-        writer.close()
-    _write_json(out / "history.json", trainer.history)
-    # the finished stage: a copy of last.pt under its final name, written atomically
-    from .train import save_checkpoint_file
+        if writer is not None:
+            writer.close()
+    state = trainer.state()  # a collective under DDP
+    if rank == 0:
+        _write_json(out / "history.json", trainer.history)
+        # the finished stage: the last state under its final name, written atomically
+        from .train import save_checkpoint_file
 
-    save_checkpoint_file(trainer.state(), final)
+        save_checkpoint_file(state, final)
+    _barrier(world)
     return final

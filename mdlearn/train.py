@@ -41,6 +41,7 @@ overflowing steps); ``amp_dtype="bfloat16"`` needs no scaler and no per-step rea
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import os
 import random
@@ -65,7 +66,7 @@ __all__ = [
     "STAGES", "PAPER_LEARNING_RATES", "TrainConfig", "Trainer", "ResumableSampler", "make_loader",
     "paper_param_groups", "make_optimizer", "set_stage", "targets_at_output", "masked_si_loss",
     "save_checkpoint_file", "read_checkpoint", "load_model_weights", "model_from_checkpoint",
-    "CHECKPOINT_FORMAT",
+    "CHECKPOINT_FORMAT", "distributed_context",
 ]
 
 STAGES = ("coarse", "fine")
@@ -190,12 +191,20 @@ class ResumableSampler(torch.utils.data.Sampler[int]):
     it at global sample ``k`` (epoch ``k // n``, offset ``k % n``) so a resumed run sees exactly the
     samples an uninterrupted one would. The data order is a function of ``(seed, position)`` only:
     it draws from no global random generator.
+
+    With ``world_size`` processes (DistributedDataParallel), process ``rank`` takes the global
+    positions ``start + rank``, ``start + rank + world_size``, ...: at every optimiser step the
+    processes together see exactly the samples one process would, whatever the number of
+    processes, so the global stream (and a checkpoint's position in it) does not depend on it.
     """
 
-    def __init__(self, n: int, seed: int = 0, shuffle: bool = True) -> None:
+    def __init__(self, n: int, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1) -> None:
         if n < 1:
             raise UsageError(f"cannot sample from an empty dataset (n={n})")
+        if not 0 <= rank < world_size:
+            raise UsageError(f"need 0 <= rank < world_size, got rank {rank} of {world_size}")
         self.n, self.seed, self.shuffle = int(n), int(seed), bool(shuffle)
+        self.rank, self.world_size = int(rank), int(world_size)
         self.start = 0
 
     def set_start(self, position: int) -> None:
@@ -211,14 +220,25 @@ class ResumableSampler(torch.utils.data.Sampler[int]):
         return np.random.default_rng([self.seed, int(epoch)]).permutation(self.n)
 
     def __iter__(self) -> Iterator[int]:
-        epoch, offset = divmod(self.start, self.n)
+        position = self.start
+        epoch, offset = divmod(position, self.n)
         while True:
             for i in self.permutation(epoch)[offset:]:
-                yield int(i)
+                if (position - self.start) % self.world_size == self.rank:
+                    yield int(i)
+                position += 1
             epoch, offset = epoch + 1, 0
 
     def state_dict(self) -> dict[str, Any]:
         return {"n": self.n, "seed": self.seed, "shuffle": self.shuffle}
+
+
+def distributed_context() -> tuple[int, int]:
+    """``(rank, world_size)`` of this process: from ``torch.distributed`` when a process group is
+    initialised (``torchrun``), else ``(0, 1)`` (Chapter 8)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
 
 
 def make_loader(dataset: torch.utils.data.Dataset, batch_size: int, *, seed: int = 0, shuffle: bool = True,
@@ -229,12 +249,16 @@ def make_loader(dataset: torch.utils.data.Dataset, batch_size: int, *, seed: int
     with ``seed`` (never the global RNG), so creating the loader does not disturb other random
     streams. ``batch_size`` is the *micro*-batch: the :class:`Trainer` accumulates micro-batches
     up to ``TrainConfig.batch_size`` samples per optimiser step. Extra ``kwargs`` go to ``DataLoader``.
+    Under ``torchrun`` (an initialised process group) the sampler takes this process's share of
+    the global stream (:class:`ResumableSampler`), and ``batch_size`` is per process.
     """
     if batch_size < 1:
         raise UsageError(f"batch_size must be >= 1, got {batch_size}")
     if pin_memory is None:
         pin_memory = torch.cuda.is_available()
-    sampler = ResumableSampler(len(dataset), seed=seed, shuffle=shuffle)  # type: ignore[arg-type]
+    rank, world = distributed_context()
+    sampler = ResumableSampler(len(dataset), seed=seed, shuffle=shuffle, rank=rank,  # type: ignore[arg-type]
+                               world_size=world)
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                                        pin_memory=pin_memory, drop_last=True,
                                        generator=torch.Generator().manual_seed(seed), **kwargs)
@@ -482,6 +506,20 @@ class Trainer:
         if self.channels_last:
             model.to(memory_format=torch.channels_last)
         set_stage(model, config.stage)
+        self.rank, self.world_size = distributed_context()
+        if config.batch_size % self.world_size:
+            raise UsageError(f"TrainConfig.batch_size {config.batch_size} must be a multiple of the number of "
+                             f"processes ({self.world_size})")
+        #: samples per optimiser step on this process (the global batch split over the processes)
+        self.local_batch = config.batch_size // self.world_size
+        self.ddp: nn.Module | None = None
+        if self.world_size > 1:
+            from torch.nn.parallel import DistributedDataParallel
+
+            # wrap only the stack this stage trains: in the coarse stage the fine layers are unused
+            # (DDP would wait for their gradients), in the fine stage the coarse ones are frozen
+            core = model.coarse if config.stage == "coarse" else model
+            self.ddp = DistributedDataParallel(core, device_ids=[self.device.index] if cuda else None)
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp and self.amp_dtype == torch.float16)
         rows, cols = model.output_grid()
         self._rows, self._cols = rows.to(self.device), cols.to(self.device)
@@ -505,7 +543,12 @@ class Trainer:
             image = image.contiguous(memory_format=torch.channels_last)
         depth, valid = self._to_device(batch["depth"]), self._to_device(batch["valid"]).bool()
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
-            pred = self.model(image, scale=self.config.stage)
+            if self.ddp is None:
+                pred = self.model(image, scale=self.config.stage)
+            elif self.config.stage == "coarse":
+                pred = self.ddp(image)
+            else:
+                pred = self.ddp(image, scale="fine")
         target, tvalid = targets_at_output(depth, valid, self._rows, self._cols)
         return self.loss_fn(pred.float(), target, tvalid)
 
@@ -541,6 +584,7 @@ class Trainer:
         self._sync()
         if self._running_steps == 0:
             return
+        self._reduce_running()
         row: dict[str, Any] = {
             "step": self.step, "samples": self.samples_seen,
             "loss": float(self._running.item()) / self._running_steps,
@@ -553,6 +597,13 @@ class Trainer:
             row.update(on_log(self, row) or {})
         self.history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
+
+    def _reduce_running(self) -> None:
+        """Average the unlogged loss sum over the processes (a collective; every rank calls it at
+        the same steps). Linear, so reducing early (at a checkpoint) changes no logged value."""
+        if self.world_size > 1:
+            torch.distributed.all_reduce(self._running, op=torch.distributed.ReduceOp.SUM)
+            self._running /= self.world_size
 
     def fit(self, *, on_log: Callable[["Trainer", dict[str, Any]], dict[str, Any] | None] | None = None,
             on_step: Callable[["Trainer"], None] | None = None) -> list[dict[str, Any]]:
@@ -571,23 +622,27 @@ class Trainer:
         self.model.train()
         t0 = time.perf_counter()
         bar = tqdm(total=cfg.samples, initial=min(self.samples_seen, cfg.samples), unit="sample",
-                   disable=not cfg.progress, desc=f"{cfg.stage} stage", dynamic_ncols=True)
+                   disable=not cfg.progress or self.rank != 0, desc=f"{cfg.stage} stage", dynamic_ncols=True)
         batches = self._batches()
         try:
             while self.samples_seen < cfg.samples:
                 self.optimizer.zero_grad(set_to_none=True)
                 taken = 0
                 step_loss = torch.zeros((), dtype=torch.float32, device=self.device)
-                while taken < cfg.batch_size:
+                while taken < self.local_batch:
                     batch = next(batches)
                     b = int(batch["image"].shape[0])
-                    if cfg.batch_size % b:
+                    if self.local_batch % b:
                         raise UsageError(f"the data's batch size {b} does not divide TrainConfig.batch_size "
-                                         f"{cfg.batch_size}; use a micro-batch that divides it")
-                    # per-sample losses summed and divided by the full batch: accumulating
-                    # micro-batches gives the gradient of the mean over batch_size samples
-                    loss = self.compute_loss(batch).sum() / cfg.batch_size
-                    self.scaler.scale(loss).backward()
+                                         f"{cfg.batch_size} (per process: {self.local_batch}); use a micro-batch "
+                                         "that divides it")
+                    # per-sample losses summed and divided by the (per-process) batch: accumulating
+                    # micro-batches gives the gradient of the mean over the batch; DDP then
+                    # averages the processes' gradients, i.e. the mean over the global batch
+                    last = taken + b >= self.local_batch
+                    with (self.ddp.no_sync() if self.ddp is not None and not last else contextlib.nullcontext()):
+                        loss = self.compute_loss(batch).sum() / self.local_batch
+                        self.scaler.scale(loss).backward()
                     step_loss += loss.detach()
                     taken += b
                 self.scaler.step(self.optimizer)
@@ -595,7 +650,7 @@ class Trainer:
                 if self.scheduler is not None:
                     self.scheduler.step()
                 self.step += 1
-                self.samples_seen += taken
+                self.samples_seen += taken * self.world_size
                 finite = torch.isfinite(step_loss)
                 self._bad_step = torch.where((self._bad_step < 0) & ~finite, self.step, self._bad_step)
                 self._running += step_loss
@@ -619,6 +674,11 @@ class Trainer:
     def state(self) -> dict[str, Any]:
         """Everything a resumed run needs, as tensors and plain python (``weights_only``-loadable)."""
         sampler = _resumable_sampler(self.data)
+        rng_states = [_rng_state()]
+        if self.world_size > 1:  # every process's random streams (a collective: all ranks call state())
+            rng_states = [None] * self.world_size
+            torch.distributed.all_gather_object(rng_states, _rng_state())
+            self._reduce_running()
         return {
             "format": CHECKPOINT_FORMAT,
             "format_version": _CHECKPOINT_VERSION,
@@ -632,7 +692,8 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
             "scaler": self.scaler.state_dict(),
-            "rng": _rng_state(),
+            "rng": rng_states[0],
+            "rng_ranks": rng_states,
             "data": {"samples_seen": self.samples_seen,
                      "sampler": sampler.state_dict() if sampler is not None else None},
             "history": copy.deepcopy(self.history),
@@ -643,9 +704,16 @@ class Trainer:
         }
 
     def save_checkpoint(self, path: str | Path) -> Path:
-        """Write :meth:`state` atomically to ``path`` (after checking the loss stayed finite)."""
+        """Write :meth:`state` atomically to ``path`` (after checking the loss stayed finite).
+
+        Under DDP every process must call it at the same step; process 0 writes the file."""
         self._sync()
-        return save_checkpoint_file(self.state(), path)
+        state = self.state()
+        if self.rank == 0:
+            save_checkpoint_file(state, path)
+        if self.world_size > 1:
+            torch.distributed.barrier()
+        return Path(path)
 
     def resume(self, path: str | Path) -> None:
         """Continue from a checkpoint: restore everything :meth:`state` saved, or nothing.
@@ -677,6 +745,10 @@ class Trainer:
         saved_sampler = (state.get("data") or {}).get("sampler")
         if sampler is not None and saved_sampler is not None and saved_sampler != sampler.state_dict():
             raise MdlearnError(f"{path}: the data differ (checkpoint sampler {saved_sampler} vs now {sampler.state_dict()})")
+        ranks = state.get("rng_ranks") or [state["rng"]]
+        if len(ranks) != self.world_size:
+            raise MdlearnError(f"{path}: checkpoint was written by {len(ranks)} process(es), this run has "
+                               f"{self.world_size}; resume with the same number to continue exactly")
         if (self.scheduler is None) != (state.get("scheduler") is None):
             raise MdlearnError(f"{path}: checkpoint {'has' if state.get('scheduler') is not None else 'has no'} "
                                f"scheduler state but this trainer {'has none' if self.scheduler is None else 'has one'}")
@@ -690,7 +762,7 @@ class Trainer:
             self.scaler.load_state_dict(state["scaler"])
             if self.scheduler is not None:
                 self.scheduler.load_state_dict(state["scheduler"])
-            _set_rng_state(state["rng"])
+            _set_rng_state(ranks[self.rank])
             step, seen = int(state["step"]), int(state["samples_seen"])
             history = list(state.get("history") or [])
             elapsed = float(state.get("elapsed_seconds", 0.0))
