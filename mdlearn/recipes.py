@@ -147,14 +147,22 @@ def training_data(recipe: Recipe, split: str, data_root: str | os.PathLike | Non
     """The cached ``split`` of the recipe's dataset with its transform (Chapters 6-7).
 
     Training samples get the paper's augmentation at the recipe's input size (unless
-    ``augment`` is false); test samples the deterministic centre crop.
+    ``augment`` is false); test samples the deterministic centre crop. A folder without
+    ``train_files_with_gt.txt`` but with the ``files_with_gt.txt`` of ``mdlearn prepare nyu-raw``
+    trains on that list.
     """
     from .data.augment import paper_augmentation, test_transform
     from .data.cache import CachedDataset, ensure_cache
     from .data.nyu_dataset import NYUSyncDataset
 
     root = _data_root(recipe, data_root)
-    cache = ensure_cache(NYUSyncDataset(root, split), models_dir().parent / "cache" / f"{root.name}-"
+    listed = root / f"{split}_files_with_gt.txt"
+    if split == "train" and not listed.is_file() and (root / "files_with_gt.txt").is_file():
+        # a folder `mdlearn prepare nyu-raw` wrote from training scenes: its one list is the training list
+        source = NYUSyncDataset(root, "train", list_file=root / "files_with_gt.txt")
+    else:
+        source = NYUSyncDataset(root, split)
+    cache = ensure_cache(source, models_dir().parent / "cache" / f"{root.name}-"
                          f"{recipe.cache_size[1]}x{recipe.cache_size[0]}", size=recipe.cache_size, progress=progress)
     use_aug = recipe.augment if augment is None else augment
     if split == "train" and use_aug:

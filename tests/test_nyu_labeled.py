@@ -16,14 +16,14 @@ from mdlearn.data.nyu_dataset import NYULabeledDataset, NYUSyncDataset
 from mdlearn.data.transforms import nyu_paper_input
 from mdlearn.data.nyu_prepare import prepare_nyu_labeled
 from mdlearn.errors import UsageError
+from mdlearn.synthetic.nyu_labeled import write_labeled_mat, write_splits_mat
 
 N, H, W = 6, 12, 16
 SCENES = ["bedroom", "kitchen", "bedroom", "office", "kitchen", "bathroom"]
 
 
 def _write_labeled(path, n=N):
-    """A small file laid out like nyu_depth_v2_labeled.mat: MATLAB v7.3 = HDF5 with a 512-byte
-    header, column-major arrays (h5py sees the axes reversed), strings as uint16 char arrays."""
+    """A small file laid out like nyu_depth_v2_labeled.mat, written by the project's writer."""
     rng = np.random.default_rng(0)
     images = rng.integers(0, 200, (n, H, W, 3)).astype(np.uint8)
     images[:, 0, 0] = (255, 0, 0)  # a red top-left corner, to catch mirrored or rotated reads
@@ -31,18 +31,7 @@ def _write_labeled(path, n=N):
     depths[:, 0, :] = 0.5  # a marked top row
     raw = depths.copy()
     raw[:, :, :3] = 0  # unfilled: holes on the left
-    with h5py.File(path, "w", userblock_size=512) as f:
-        f["images"] = images.transpose(0, 3, 2, 1)  # (N, 3, W, H)
-        f["depths"] = depths.transpose(0, 2, 1)  # (N, W, H)
-        f["rawDepths"] = raw.transpose(0, 2, 1)
-        refs = []
-        for i in range(n):
-            ds = f.create_dataset(f"#refs#/s{i}", data=np.array([[ord(c)] for c in SCENES[i % len(SCENES)]],
-                                                                dtype=np.uint16))
-            refs.append(ds.ref)
-        f.create_dataset("sceneTypes", data=np.array([refs], dtype=h5py.ref_dtype))
-    with open(path, "r+b") as fh:
-        fh.write(b"MATLAB 7.3 MAT-file, Platform: GLNXA64, Created on: Mon Jan  1 00:00:00 2024 HDF5 schema 1.00 .")
+    write_labeled_mat(path, images, depths, raw, [SCENES[i % len(SCENES)] for i in range(n)])
     return images, depths, raw
 
 
@@ -51,7 +40,7 @@ def labeled(tmp_path):
     p = tmp_path / "nyu_depth_v2_labeled.mat"
     arrays = _write_labeled(p)
     s = tmp_path / "splits.mat"
-    scipy.io.savemat(s, {"trainNdxs": np.array([[1], [3], [4], [6]]), "testNdxs": np.array([[2], [5]])})
+    write_splits_mat(s, [1, 3, 4, 6], [2, 5])
     return p, s, arrays
 
 
