@@ -110,7 +110,9 @@ class NetworkEval:
                 "data": self.data, "split": self.split, "scale": self.scale, "ground_truth": self.ground_truth,
                 "images": r.n_images, "pixels": r.n_pixels, "images_without_ground_truth": r.n_empty,
                 "network_region_inside_crop": self.region_in_crop,
-                "metrics": {k: float(v) for k, v in r.metrics.items()}}
+                "metrics": {k: float(v) for k, v in r.metrics.items()},
+                "confidence_95": {k: list(v) for k, v in r.confidence_intervals(1000, 0.95, seed=0).items()},
+                "confidence_method": "percentile bootstrap over test images, 1000 resamples, seed 0"}
 
 
 @torch.no_grad()

@@ -260,6 +260,9 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     ev = evaluate_network(args.checkpoint, data, args.protocol, split=args.split, scale=args.scale,
                           device=args.device, progress=not args.quiet)
     print(ev.result)
+    ci = ev.result.confidence_intervals(1000, 0.95, seed=0)
+    print("95 % bootstrap intervals over test images: "
+          + ", ".join(f"{k} {lo:.3f}-{hi:.3f}" for k, (lo, hi) in ci.items()))
     print(f"{100 * ev.region_in_crop:.1f} % of the network region lies inside the protocol's crop "
           f"(the paper: 86 % on NYU); ground truth: {ev.ground_truth}")
     if out is not None:

@@ -312,7 +312,7 @@ class EvalProtocol:
         if n_images == 0:
             raise UsageError("no images to evaluate")
         return EvalResult(self, acc.compute(), len(acc), acc.n_pixels, acc.n_empty, np.array(scales),
-                          acc.per_image())
+                          acc.per_image(), acc)
 
     # -- reporting ------------------------------------------------------------------------------------
 
@@ -362,6 +362,14 @@ class EvalResult:
     n_empty: int
     scales: np.ndarray
     per_image: dict[str, np.ndarray]
+    accumulator: MetricAccumulator | None = None
+
+    def confidence_intervals(self, n_resamples: int = 1000, level: float = 0.95,
+                             seed: int = 0) -> dict[str, tuple[float, float]]:
+        """Bootstrap intervals over test images (:meth:`MetricAccumulator.bootstrap`), Chapter 9."""
+        if self.accumulator is None:
+            raise UsageError("this result keeps no per-image statistics to resample")
+        return self.accumulator.bootstrap(n_resamples, level, seed)
 
     def __str__(self) -> str:
         extra = f", {self.n_empty} without valid pixels skipped" if self.n_empty else ""

@@ -299,6 +299,29 @@ class MetricAccumulator:
         """The number of valid pixels of each image."""
         return self._stats()[:, _N].astype(np.int64)
 
+    def bootstrap(self, n_resamples: int = 1000, level: float = 0.95, seed: int = 0,
+                  aggregation: str | None = None) -> dict[str, tuple[float, float]]:
+        """Percentile-bootstrap confidence intervals over **test images** (Chapter 9).
+
+        The set's images are drawn with replacement ``n_resamples`` times (images, not pixels:
+        pixels of one image are not independent) and the metrics recomputed from their
+        statistics under ``aggregation``; the interval holds the central ``level`` of them.
+        Deterministic for a given ``seed``. Returns ``{name: (low, high)}``.
+        """
+        if n_resamples < 1 or not 0 < level < 1:
+            raise UsageError(f"need n_resamples >= 1 and 0 < level < 1, got {n_resamples} and {level}")
+        aggregation = aggregation or self.aggregation
+        if aggregation not in AGGREGATIONS:
+            raise UsageError(f"unknown aggregation {aggregation!r}; choose one of {', '.join(AGGREGATIONS)}")
+        stats = self._stats()
+        idx = np.random.default_rng(seed).integers(0, len(stats), size=(n_resamples, len(stats)))
+        if aggregation == "pooled":
+            values = _metrics_from_stats(stats[idx].sum(axis=1))
+        else:
+            values = {k: v[idx].mean(axis=1) for k, v in _metrics_from_stats(stats).items()}
+        tail = 100 * (1 - level) / 2
+        return {k: (float(np.percentile(v, tail)), float(np.percentile(v, 100 - tail))) for k, v in values.items()}
+
     def compute(self, aggregation: str | None = None) -> dict[str, float]:
         """The metrics of the set under ``aggregation`` (default: the constructor's)."""
         aggregation = aggregation or self.aggregation

@@ -51,6 +51,8 @@ def test_evaluate_command_end_to_end(small_dataset, tmp_path, monkeypatch, capsy
     saved = json.loads(out.read_text())
     assert saved["metrics"] == pytest.approx(ev.result.metrics) and "protocol nyu_paper@120x160" in saved["card"]
     assert saved["ground_truth"] == "filled"
+    for k, (lo, hi) in saved["confidence_95"].items():
+        assert lo <= hi and (ev.result.n_images > 1 or lo == hi == pytest.approx(saved["metrics"][k]))
     capsys.readouterr()
     assert main(argv) == 2 and "refusing to replace" in capsys.readouterr().err
     assert main(argv[:-5] + ["--protocol", "nyu_best"]) == 2

@@ -260,3 +260,40 @@ def test_other_bad_arguments():
         depth_metrics([1.0], [1.0])
     with pytest.raises(UsageError, match=r"\(B, H, W\)"):
         acc.update(np.ones(3), np.ones(3))
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(2, 12), seed=st.integers(0, 1000))
+def test_bootstrap_intervals_bracket_the_estimate_and_are_reproducible(n, seed):
+    from mdlearn.metrics import MetricAccumulator
+
+    rng = np.random.default_rng(seed)
+    acc = MetricAccumulator("pooled")
+    for _ in range(n):
+        gt = rng.uniform(0.5, 8, (5, 6))
+        acc.update(gt * rng.uniform(0.6, 1.5, gt.shape), gt)
+    for agg in ("pooled", "per_image"):
+        ci = acc.bootstrap(400, seed=1, aggregation=agg)
+        point = acc.compute(agg)
+        assert ci == acc.bootstrap(400, seed=1, aggregation=agg)
+        for k, (lo, hi) in ci.items():
+            assert lo <= hi
+            # resampled means, and pooled ratios (mediants of the images' ratios), stay within
+            # the range of the images' own values
+            per = acc.per_image()[k]
+            assert per.min() - 1e-9 <= lo and hi <= per.max() + 1e-9
+            assert per.min() - 1e-9 <= point[k] <= per.max() + 1e-9
+
+
+def test_bootstrap_of_identical_images_is_a_point_and_wider_with_spread():
+    from mdlearn.metrics import MetricAccumulator
+
+    same, spread = MetricAccumulator("pooled"), MetricAccumulator("pooled")
+    gt = np.linspace(1, 5, 30).reshape(5, 6)
+    for i in range(8):
+        same.update(gt * 1.1, gt)
+        spread.update(gt * (1.0 + 0.05 * i), gt)
+    lo, hi = same.bootstrap(200)["abs_rel"]
+    assert lo == pytest.approx(0.1) and hi == pytest.approx(0.1)
+    lo, hi = spread.bootstrap(200)["abs_rel"]
+    assert lo < spread.compute()["abs_rel"] < hi and hi - lo > 0.02
