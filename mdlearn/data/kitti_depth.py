@@ -12,11 +12,14 @@ pixel a **conflict rule** picks one:
 
 The value stored per pixel is a **ground-truth variant** (:data:`GT_VARIANTS`): ``camz``, the
 z-depth in the rectified camera (what a depth map means); ``velx``, the Velodyne forward
-coordinate ``x`` (what monodepth2's ``export_gt_depth.py`` stores, kept to reproduce published
-numbers); ``annotated`` is the official annotated maps, which are read, not computed.
+coordinate ``x`` (what monodepth2's ``export_gt_depth.py`` stores, kept to reproduce the numbers
+published with monodepth-family evaluation scripts; which depth the paper itself stored is not
+known); ``annotated`` is the official annotated maps, which are read, not computed.
 
 Pixel convention: mdlearn puts pixel centres at integer coordinates (:mod:`mdlearn.camera`), so
-a point at ``(u, v)`` belongs to pixel ``(round(u), round(v))`` (:data:`PIXEL_RULES`).
+a point at ``(u, v)`` belongs to pixel ``(round(u), round(v))`` (:data:`PIXEL_RULES`). Which rule
+fits KITTI's own calibration is not stated in its files; ``tests/test_kitti.py`` checks what each
+rule does on the real scans, not which is right.
 """
 
 from __future__ import annotations
