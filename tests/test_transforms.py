@@ -205,3 +205,25 @@ def test_nyu_paper_input_halves_with_nearest_depth():
     assert torch.equal(t["valid"], t["depth"] > 0)
     assert t["intrinsics"].tolist() == pytest.approx([518.8579 / 2, 519.4696 / 2, (324.58 + 0.5) / 2 - 0.5,
                                                       (252.74 + 0.5) / 2 - 0.5])
+
+
+@pytest.mark.parametrize("frame", ["0000000005", "0000000050", "0000000100"])
+def test_kitti_paper_input_on_real_annotated_ground_truth(shared_data, frame):
+    """A real 1242x375 KITTI map through the paper's path: exactly 612x184, square pixels, and
+    every output depth the one the time rule picks among the samples of its 2x2 block."""
+    from mdlearn.data.formats import read_depth_png_kitti, read_rgb
+
+    pairs = shared_data / "kitti" / "gt_pairs"
+    depth = read_depth_png_kitti(pairs / "depth" / f"{frame}.png")
+    s = _sample(depth, "annotated", K=KITTI_K, rgb=read_rgb(pairs / "rgb" / f"{frame}.png"))
+    t = kitti_paper_input()(s)
+    assert tuple(t["depth"].shape[-2:]) == KITTI_PAPER_SIZE
+    fx, fy, _, _ = t["intrinsics"].tolist()
+    assert fx / fy == pytest.approx(KITTI_K[0] / KITTI_K[1], abs=1e-12)
+    crop = depth[7:, 9:1233].reshape(184, 2, 612, 2).transpose(0, 2, 1, 3).reshape(184, 612, 4)
+    cols = (np.arange(1224).reshape(612, 2) - (KITTI_K[2] - 9))  # crop columns minus cx
+    out = t["depth"][0].numpy()
+    for i, j in zip(*np.nonzero(crop.max(-1) > 0)):
+        cand = [(abs(cols[j, k % 2]), crop[i, j, k]) for k in range(4) if crop[i, j, k] > 0]
+        assert out[i, j] == min(cand)[1]
+    assert ((out > 0) == (crop.max(-1) > 0)).all()
