@@ -28,7 +28,8 @@ __all__ = ["DEPTH_CMAP", "ERROR_CMAP", "BOOK_WIDTH", "as_numpy_image", "show_dep
 __all__ += ["point_cloud", "depth_strip", "sync_timeline", "depth_edges",
             "edge_overlay", "label_map"]
 # helpers of chapters 3-4 (laser scanner, scale-invariant error) add their names here:
-__all__ += []
+__all__ += ["scan_overlay", "rig_views", "sweep_from_above", "coverage_figure", "grouped_bars",
+            "curve_panels"]
 
 #: The colour map of every depth map in the book (perceptually uniform; near = dark).
 DEPTH_CMAP = "viridis"
@@ -356,3 +357,114 @@ def label_map(ax, masks: Mapping[str, Any], title: str | None = None):
 # ---------------------------------------------------------------------------------------------
 # Chapters 3-4: KITTI's laser scans, the scale-invariant error
 # ---------------------------------------------------------------------------------------------
+
+
+def scan_overlay(ax, image: Any, depth: Any, vmax: float | None = None, title: str | None = None,
+                 size: float = 0.8):
+    """Draw the pixels of a sparse ``depth`` map (metres, 0 = none) as dots over ``image``,
+    coloured with :data:`DEPTH_CMAP` and a colour bar in metres (Chapter 3). Returns the
+    scatter artist."""
+    import matplotlib.pyplot as plt
+
+    d = as_numpy_image(depth).astype(np.float64)
+    v, u = np.nonzero(d > 0)
+    vmax = float(vmax) if vmax is not None else float(np.percentile(d[v, u], 99)) if v.size else 1.0
+    ax.imshow(as_numpy_image(image))
+    sc = ax.scatter(u, v, c=d[v, u], s=size, cmap=plt.get_cmap(DEPTH_CMAP), vmin=0.0, vmax=vmax,
+                    linewidths=0)
+    return _finish(ax, sc, title, "depth (m)")
+
+
+def rig_views(frames: Mapping[str, Any], scale: float = 0.25, width: float = BOOK_WIDTH):
+    """Side and top view of sensor frames (Chapter 3): ``frames`` maps a name to a
+    ``world_from_sensor`` 4x4 pose in a world with x forward, y up, z right; each frame's
+    x, y, z axes are drawn red, green, blue, ``scale`` metres long. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    with plt.rc_context(_rc()):
+        fig, axes = plt.subplots(1, 2, figsize=(width, 0.45 * width), constrained_layout=True)
+        views = ((axes[0], 1, 1.0, "height above the road (m)", "side view", (1.3, 2.1)),
+                 (axes[1], 2, -1.0, "left (m)", "top view", (-0.8, 0.5)))
+        for ax, j, sign, ylabel, title, ylim in views:
+            for name, T in frames.items():
+                T = np.asarray(T, np.float64)
+                o = T[:3, 3]
+                for k, col in zip(range(3), "rgb"):
+                    dx, dy = T[0, k] * scale, sign * T[j, k] * scale
+                    ax.arrow(o[0], sign * o[j], dx, dy, color=col, width=0.004,
+                             head_width=0.03, length_includes_head=True)
+                ax.annotate(name, (o[0], sign * o[j]), textcoords="offset points", xytext=(4, 6))
+            ax.set(xlabel="forward (m)", ylabel=ylabel, title=title, xlim=(-0.5, 0.8), ylim=ylim)
+            ax.set_aspect("equal")
+    return fig
+
+
+def sweep_from_above(points: Any, times: Any, radius: float = 40.0, width: float = BOOK_WIDTH):
+    """One Velodyne sweep seen from above, coloured by capture time in ms (Chapter 3):
+    ``points`` ``(N, >=2)`` in the scanner frame (x forward, y left), ``times`` ``(N,)`` seconds.
+    Points farther than ``radius`` metres are left out. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    p = np.asarray(points, np.float64)
+    keep = np.hypot(p[:, 0], p[:, 1]) < radius
+    with plt.rc_context(_rc()):
+        fig, ax = plt.subplots(figsize=(0.7 * width, 0.62 * width), constrained_layout=True)
+        sc = ax.scatter(-p[keep, 1], p[keep, 0], c=1e3 * np.asarray(times)[keep], s=0.3,
+                        cmap="twilight", linewidths=0)
+        ax.plot([0], [0], "k^")
+        ax.set(xlabel="right (m)", ylabel="forward (m)", aspect="equal",
+               title="one sweep from above, coloured by capture time")
+        fig.colorbar(sc, ax=ax, label="ms relative to the image")
+    return fig
+
+
+def coverage_figure(coverage: Any, width: float = BOOK_WIDTH):
+    """Where a sparse sensor has depth (Chapter 3): ``coverage`` ``(H, W)`` is the fraction of
+    frames with depth at each pixel; left the map, right its mean per row. Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    c = np.asarray(coverage, np.float64)
+    rows = c.mean(1)
+    with plt.rc_context(_rc()):
+        fig, ax = plt.subplots(1, 2, figsize=(width, 0.3 * width), constrained_layout=True,
+                               gridspec_kw={"width_ratios": [3, 1]})
+        im = ax[0].imshow(c, cmap="gray_r", vmin=0.0, vmax=1.0)
+        _finish(ax[0], im, "fraction of frames with depth", "fraction")
+        ax[1].plot(rows, np.arange(len(rows)))
+        ax[1].set_ylim(len(rows) - 0.5, -0.5)
+        ax[1].set(xlabel="pixels with depth", ylabel="image row", title="per row")
+    return fig
+
+
+def grouped_bars(ax, labels: Sequence[str], series: Mapping[str, Sequence[float]],
+                 ylabel: str | None = None, title: str | None = None):
+    """Bars of several ``series`` side by side for each of ``labels`` (Chapter 4), with a
+    zero line and a legend. Returns ``ax``."""
+    k = len(series)
+    width = 0.8 / max(k, 1)
+    pos = np.arange(len(labels))
+    for j, (name, values) in enumerate(series.items()):
+        ax.bar(pos + width * (j - (k - 1) / 2), list(values), width, label=name)
+    ax.axhline(0.0, color="k", lw=0.8)
+    ax.set_xticks(pos, list(labels))
+    ax.set(ylabel=ylabel, title=title)
+    ax.legend(ncol=min(k, 4))
+    return ax
+
+
+def curve_panels(x: Any, panels: Sequence[tuple[str, Mapping[str, Any]]], xlabel: str,
+                 width: float = BOOK_WIDTH):
+    """One panel per ``(title, {label: y})`` of ``panels``, all against ``x`` (Chapter 4).
+    Returns the figure."""
+    import matplotlib.pyplot as plt
+
+    with plt.rc_context(_rc()):
+        fig, axes = plt.subplots(1, len(panels), figsize=(width, 0.36 * width), squeeze=False,
+                                 constrained_layout=True)
+        for ax, (title, curves) in zip(axes[0], panels):
+            for label, y in curves.items():
+                ax.plot(x, y, label=label)
+            ax.set(xlabel=xlabel, title=title)
+            ax.legend()
+            ax.grid(alpha=0.3)
+    return fig

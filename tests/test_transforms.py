@@ -10,7 +10,8 @@ from hypothesis import strategies as st
 
 from mdlearn.data.sample import check_sample, make_sample
 from mdlearn.data.transforms import (KITTI_PAPER_SIZE, BottomCrop, KittiPaperCrop, SparseDepthResize,
-                                     kitti_paper_input, nyu_paper_input, sparse_resize, sparse_rule_for)
+                                     kitti_paper_input, nyu_paper_input, sample_capture_times, sparse_resize,
+                                     sparse_rule_for)
 from mdlearn.errors import UsageError
 
 KITTI_K = (721.5377, 721.5377, 609.5593, 172.854)  # P_rect_02 of 2011_09_26
@@ -57,30 +58,59 @@ def test_sparse_resize_never_invents_or_averages_a_depth(h, w, oh, ow, rule, see
                     assert out[i, j] == valid.min()
 
 
-def test_nearest_rule_keeps_the_block_minimum_and_time_rule_does_not_choose_by_depth():
+def test_nearest_rule_keeps_the_block_minimum_and_time_rule_the_sample_captured_closest_in_time():
     d = np.array([[0, 9, 4, 0],
                   [3, 0, 0, 0],
                   [0, 0, 0, 0],
                   [0, 0, 0, 7]], np.float32)
     t = torch.from_numpy(d)
     assert sparse_resize(t, t > 0, 2, 2, "nearest").tolist() == [[3, 4], [0, 7]]
-    # 2x2 blocks: all four centres are equally far from the output centre; raster order decides
+    # principal point at column 1.5: column 1 faces the scanner's forward direction more
+    # closely than column 0, so it was captured closer to the image, whatever its depth
     assert sparse_resize(t, t > 0, 2, 2, "time").tolist() == [[9, 4], [0, 7]]
-    # swapping the two depths swaps the time rule's answer: it follows the position, not the value
     d2 = d.copy()
     d2[0, 1], d2[1, 0] = 3, 9
     t2 = torch.from_numpy(d2)
     assert sparse_resize(t2, t2 > 0, 2, 2, "time").tolist() == [[3, 4], [0, 7]]
-    assert sparse_resize(t2, t2 > 0, 2, 2, "nearest").tolist() == [[3, 4], [0, 7]]
+    # move the principal point to the far left: now column 0 is the earlier one... and wins
+    assert sparse_resize(t, t > 0, 2, 2, "time", camera=(10.0, 10.0, -5.0, 1.5)).tolist() == [[3, 4], [0, 7]]
+    # the same column: equal capture times, the nearer sample wins (resolve_conflicts' tie rule)
+    d3 = np.zeros((2, 2), np.float32)
+    d3[0, 1], d3[1, 1] = 20.0, 6.0
+    t3 = torch.from_numpy(d3)
+    assert sparse_resize(t3, t3 > 0, 1, 1, "time").item() == 6.0
 
 
-def test_time_rule_prefers_the_sample_nearest_the_centre_whatever_its_depth():
-    for centre, corner in ((30.0, 5.0), (5.0, 30.0)):
-        d = np.zeros((3, 3), np.float32)
-        d[1, 1], d[0, 0] = centre, corner  # a far sample at the centre, a near one in the corner, and vice versa
-        t = torch.from_numpy(d)
-        assert sparse_resize(t, t > 0, 1, 1, "time").item() == centre
-        assert sparse_resize(t, t > 0, 1, 1, "nearest").item() == min(centre, corner)
+def test_time_rule_mirrors_about_the_principal_point():
+    # left of the principal point the right column of a block wins, right of it the left one
+    d = np.zeros((2, 8), np.float32)
+    d[0, :] = [5, 50, 5, 50, 50, 5, 50, 5]
+    t = torch.from_numpy(d)
+    assert sparse_resize(t, t > 0, 1, 4, "time").tolist() == [[50, 50, 50, 50]]
+    assert sparse_resize(t, t > 0, 1, 4, "nearest").tolist() == [[5, 5, 5, 5]]
+
+
+@settings(max_examples=30, deadline=None)
+@given(h=st.integers(2, 16), w=st.integers(2, 20), oh=st.integers(1, 8), ow=st.integers(1, 10),
+       cx=st.floats(-5.0, 25.0), fx=st.floats(5.0, 800.0), seed=st.integers(0, 2**16))
+def test_time_rule_is_the_smallest_capture_time_by_brute_force(h, w, oh, ow, cx, fx, seed):
+    d = _sparse(np.random.default_rng(seed), h, w, density=0.5)
+    out = sparse_resize(torch.from_numpy(d), torch.from_numpy(d > 0), oh, ow, "time",
+                        camera=(fx, fx, cx, h / 2)).numpy()
+    rows, cols = _blocks(h, w, oh, ow)
+    for i in range(oh):
+        for j in range(ow):
+            cand = [(abs(math.atan2(-(u - cx), fx)), float(d[v, u])) for v in rows[i] for u in cols[j]
+                    if d[v, u] > 0]
+            # the azimuth seen from the camera, |phi|, orders the capture times; then the depth
+            assert out[i, j] == (min(cand)[1] if cand else 0.0)
+
+
+def test_sample_capture_times_follow_the_counter_clockwise_sweep():
+    t = sample_capture_times(np.array([0.0, 100.0]), np.array([10.0, 10.0]), (100.0, 100.0, 50.0, 20.0))
+    # left of the principal point (u < cx): y left > 0, azimuth > 0, captured after the image
+    assert t[0] == pytest.approx(math.atan2(0.5, 1.0) / (2 * math.pi * 10.0))
+    assert t[1] == pytest.approx(-t[0])
 
 
 def test_only_valid_samples_take_part():
@@ -175,3 +205,25 @@ def test_nyu_paper_input_halves_with_nearest_depth():
     assert torch.equal(t["valid"], t["depth"] > 0)
     assert t["intrinsics"].tolist() == pytest.approx([518.8579 / 2, 519.4696 / 2, (324.58 + 0.5) / 2 - 0.5,
                                                       (252.74 + 0.5) / 2 - 0.5])
+
+
+@pytest.mark.parametrize("frame", ["0000000005", "0000000050", "0000000100"])
+def test_kitti_paper_input_on_real_annotated_ground_truth(shared_data, frame):
+    """A real 1242x375 KITTI map through the paper's path: exactly 612x184, square pixels, and
+    every output depth the one the time rule picks among the samples of its 2x2 block."""
+    from mdlearn.data.formats import read_depth_png_kitti, read_rgb
+
+    pairs = shared_data / "kitti" / "gt_pairs"
+    depth = read_depth_png_kitti(pairs / "depth" / f"{frame}.png")
+    s = _sample(depth, "annotated", K=KITTI_K, rgb=read_rgb(pairs / "rgb" / f"{frame}.png"))
+    t = kitti_paper_input()(s)
+    assert tuple(t["depth"].shape[-2:]) == KITTI_PAPER_SIZE
+    fx, fy, _, _ = t["intrinsics"].tolist()
+    assert fx / fy == pytest.approx(KITTI_K[0] / KITTI_K[1], abs=1e-12)
+    crop = depth[7:, 9:1233].reshape(184, 2, 612, 2).transpose(0, 2, 1, 3).reshape(184, 612, 4)
+    cols = (np.arange(1224).reshape(612, 2) - (KITTI_K[2] - 9))  # crop columns minus cx
+    out = t["depth"][0].numpy()
+    for i, j in zip(*np.nonzero(crop.max(-1) > 0)):
+        cand = [(abs(cols[j, k % 2]), crop[i, j, k]) for k in range(4) if crop[i, j, k] > 0]
+        assert out[i, j] == min(cand)[1]
+    assert ((out > 0) == (crop.max(-1) > 0)).all()

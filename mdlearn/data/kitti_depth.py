@@ -12,11 +12,14 @@ pixel a **conflict rule** picks one:
 
 The value stored per pixel is a **ground-truth variant** (:data:`GT_VARIANTS`): ``camz``, the
 z-depth in the rectified camera (what a depth map means); ``velx``, the Velodyne forward
-coordinate ``x`` (what monodepth2's ``export_gt_depth.py`` stores, kept to reproduce published
-numbers); ``annotated`` is the official annotated maps, which are read, not computed.
+coordinate ``x`` (what monodepth2's ``export_gt_depth.py`` stores, kept to reproduce the numbers
+published with monodepth-family evaluation scripts; which depth the paper itself stored is not
+known); ``annotated`` is the official annotated maps, which are read, not computed.
 
 Pixel convention: mdlearn puts pixel centres at integer coordinates (:mod:`mdlearn.camera`), so
-a point at ``(u, v)`` belongs to pixel ``(round(u), round(v))`` (:data:`PIXEL_RULES`).
+a point at ``(u, v)`` belongs to pixel ``(round(u), round(v))`` (:data:`PIXEL_RULES`). Which rule
+fits KITTI's own calibration is not stated in its files; ``tests/test_kitti.py`` checks what each
+rule does on the real scans, not which is right.
 """
 
 from __future__ import annotations
@@ -39,7 +42,6 @@ __all__ = [
     "sweep_time_offsets",
     "resolve_conflicts",
     "sparse_depth",
-    "edge_alignment",
 ]
 
 #: The named ground-truth variants and what each stores.
@@ -231,37 +233,3 @@ def sparse_depth(points: np.ndarray, calib: Calibration, cam: int = 2, size: tup
         return depth, {"points_in_image": int(proj.index.size), "pixels": int(keep.size),
                        "conflict_points": int(proj.index.size - keep.size)}
     return depth
-
-
-def edge_alignment(depth: np.ndarray, rgb: np.ndarray, shift: tuple[int, int] = (0, 0), gap: int = 8,
-                   jump: float = 0.15, percentile: float = 85.0) -> tuple[float, float]:
-    """How well the depth discontinuities of a sparse map sit on image edges (a measured check).
-
-    Introduced in Chapter 3. Along each image row, neighbouring depth pixels (at most ``gap``
-    columns apart) whose depths differ by more than ``jump`` in log are a **depth edge**, placed
-    midway between them. An **image edge** is a pixel whose Gaussian gradient magnitude (sigma 1)
-    is in the top ``100 - percentile`` % of the image, grown by one pixel.
-
-    Returns:
-        ``(on_edges, baseline)``: the fraction of depth edges that fall on image edges, and the
-        same fraction for all neighbouring pairs (what chance alignment gives). ``shift``
-        ``(du, dv)`` moves the depth samples first, to show the fraction falls when misaligned.
-    """
-    from scipy import ndimage
-
-    gray = np.asarray(rgb, dtype=np.float32)
-    gray = gray.mean(-1) if gray.ndim == 3 else gray
-    grad = ndimage.gaussian_gradient_magnitude(gray, 1.0)
-    strong = ndimage.binary_dilation(grad > np.percentile(grad, percentile), iterations=1)
-    vs, us = np.nonzero(depth > 0)
-    order = np.lexsort((us, vs))
-    vs, us = vs[order], us[order]
-    pair = (vs[1:] == vs[:-1]) & (us[1:] - us[:-1] <= gap)
-    d0, d1 = depth[vs[:-1], us[:-1]], depth[vs[1:], us[1:]]
-    is_edge = pair & (np.abs(np.log(d1 / d0)) > jump)
-    h, w = depth.shape
-    uu, vv = (us[:-1] + us[1:]) // 2 + shift[0], vs[:-1] + shift[1]
-    ok = (uu >= 0) & (uu < w) & (vv >= 0) & (vv < h)
-    hits = strong[vv[ok], uu[ok]]
-    e, p = is_edge[ok], pair[ok]
-    return float(hits[e].mean()) if e.any() else float("nan"), float(hits[p].mean()) if p.any() else float("nan")

@@ -12,7 +12,7 @@ one call moves all four consistently.
 * KITTI (paper §4.2, Chapter 3): :func:`kitti_paper_input` = :class:`KittiPaperCrop` (1242x375 ->
   1224x368) then :class:`SparseDepthResize` by 1/2 (-> 612x184), which moves every LiDAR sample to
   the output pixel containing it and resolves collisions by the rule the ground truth was built
-  with; :class:`BottomCrop` cuts the part with laser depth for the fine network.
+  with (``*_time``: the sample captured closest in time to the image, as the paper did); :class:`BottomCrop` cuts the part with laser depth for the fine network.
 
 >>> import numpy as np
 >>> from mdlearn.data.sample import make_sample
@@ -38,7 +38,7 @@ from ..errors import UsageError
 
 __all__ = ["NYU_PAPER_SIZE", "KITTI_PAPER_CROP", "KITTI_RAW_SIZE", "KITTI_PAPER_SIZE", "LIDAR_TOP_FRACTION",
            "SPARSE_RULES", "nyu_paper_input", "KittiPaperCrop", "SparseDepthResize", "BottomCrop",
-           "kitti_paper_input", "sparse_rule_for"]
+           "kitti_paper_input", "sparse_rule_for", "sparse_resize", "sample_capture_times"]
 
 #: The NYU network input of the paper (§3.3): 640x480 halved, ``(height, width)``.
 NYU_PAPER_SIZE = (240, 320)
@@ -55,9 +55,8 @@ LIDAR_TOP_FRACTION = 0.4
 #: How :class:`SparseDepthResize` chooses among several depth samples that land in one output pixel.
 SPARSE_RULES = {
     "nearest": "the smallest depth (as the *_nearest ground truth and monodepth2's export resolve conflicts)",
-    "time": "the sample whose pixel centre is closest to the output pixel's centre, ties in raster order; "
-            "never chosen by depth (the *_time ground truth chose by capture time, which the PNG no longer holds; "
-            "also used for the official annotated maps)",
+    "time": "the sample captured closest in time to the image, its capture time recovered from its azimuth "
+            "(the paper's rule, as the *_time ground truth chose; ties: the nearer one)",
 }
 
 
@@ -143,10 +142,12 @@ class SparseDepthResize(v2.Transform):
     several land in one output pixel, ``rule`` picks one (:data:`SPARSE_RULES`):
 
     * ``"nearest"`` keeps the **minimum depth**, the rule of ``*_nearest`` ground truth;
-    * ``"time"`` keeps the sample **closest to the output pixel's centre** (ties: the first in
-      raster order, i.e. the top-left one for an exact 2x reduction) and never chooses by depth,
-      because ``*_time`` ground truth (and ``annotated``) chose its samples by capture time, and
-      a min-depth choice would bring back the stale occluders that rule removed;
+    * ``"time"`` keeps the sample **captured closest in time to the image**, the paper's rule
+      (§4.2) and the one ``*_time`` ground truth was built with: the PNG no longer holds the
+      capture times, but a spinning scanner captures a point when it faces the point's azimuth,
+      so each sample's time follows from its back-projection (:func:`sample_capture_times`);
+      ties (samples of one column) go to the nearer one, as in
+      :func:`mdlearn.data.kitti_depth.resolve_conflicts`, which makes the choice;
     * ``"auto"`` (default) reads the rule from the sample's ``gt`` string (:func:`sparse_rule_for`).
 
     ``valid`` becomes ``depth > 0`` of the result. Give ``size = (height, width)`` or ``scale``.
@@ -177,7 +178,8 @@ class SparseDepthResize(v2.Transform):
         out = dict(sample)
         out["image"] = F.resize(sample["image"], [oh, ow], interpolation=v2.InterpolationMode.BILINEAR, antialias=True)
         out["intrinsics"] = F.resize(sample["intrinsics"], [oh, ow])
-        depth = sparse_resize(sample["depth"][0], sample["valid"][0], oh, ow, rule)
+        depth = sparse_resize(sample["depth"][0], sample["valid"][0], oh, ow, rule,
+                              camera=sample["intrinsics"].tolist())
         out["depth"] = tv_tensors.Mask(depth[None])
         out["valid"] = tv_tensors.Mask(depth[None] > 0)
         return out
@@ -186,35 +188,59 @@ class SparseDepthResize(v2.Transform):
         return f"size={self.size}, scale={self.scale}, rule={self.rule!r}"
 
 
-def sparse_resize(depth: torch.Tensor, valid: torch.Tensor, height: int, width: int, rule: str) -> torch.Tensor:
+def sample_capture_times(u: np.ndarray, depth: np.ndarray, camera: Sequence[float],
+                         rate_hz: float = 10.0) -> np.ndarray:
+    """Capture time (s, relative to the forward-facing moment) of depth samples (Chapter 3).
+
+    Pixel column ``u`` is back-projected with ``camera`` = ``(fx, fy, cx, cy)`` to the ray
+    ``(X, Z) = ((u - cx) / fx, 1)`` x ``depth``; in the scanner's axes (x forward = Z, y left =
+    -X) its azimuth gives the time of a counter-clockwise sweep
+    (:func:`mdlearn.data.kitti_depth.sweep_time_offsets`). The scanner is taken to sit at the
+    camera centre, so the time depends on the column alone (samples of one column tie; ``depth``
+    only sets the shape): on the KITTI rig the scanner is ~0.3 m from the camera, which shifts
+    the azimuth of a point ``z`` metres away by up to ~0.3 / z radians.
+
+    >>> t = sample_capture_times(np.array([0, 50, 100]), np.ones(3), (50.0, 50.0, 50.0, 20.0))
+    >>> (1e3 * t).round(2).tolist()  # ms: left of the centre after the image, right before
+    [12.5, -0.0, -12.5]
+    """
+    from .kitti_depth import sweep_time_offsets
+
+    fx, cx = float(camera[0]), float(camera[2])
+    ray_x = (np.asarray(u, np.float64) - cx) / fx + 0.0 * np.asarray(depth, np.float64)
+    return sweep_time_offsets(np.stack([np.ones_like(ray_x), -ray_x], -1), rate_hz=rate_hz)
+
+
+def sparse_resize(depth: torch.Tensor, valid: torch.Tensor, height: int, width: int, rule: str,
+                  camera: Sequence[float] | None = None) -> torch.Tensor:
     """The depth part of :class:`SparseDepthResize`: ``(H, W)`` metres -> ``(height, width)``.
 
     Input pixel ``(v, u)`` (centre at integer coordinates) lands in output pixel
     ``(floor((v + 0.5) * height / H), floor((u + 0.5) * width / W))``; samples with
-    ``valid & depth > 0`` take part; collisions are resolved by ``rule`` (:data:`SPARSE_RULES`).
+    ``valid & depth > 0`` take part; collisions are resolved by ``rule`` (:data:`SPARSE_RULES`)
+    with :func:`mdlearn.data.kitti_depth.resolve_conflicts`. ``camera`` = ``(fx, fy, cx, cy)``
+    of the input gives the ``"time"`` rule its capture times (:func:`sample_capture_times`;
+    default: the principal point in the middle of the image).
     """
+    from .kitti_depth import resolve_conflicts
+
     if rule not in SPARSE_RULES:
         raise UsageError(f"unknown sparse rule {rule!r}; choose one of {sorted(SPARSE_RULES)}")
     d = depth.detach().cpu().numpy().astype(np.float32, copy=False)
     keep = valid.detach().cpu().numpy().astype(bool) & (d > 0)
     H, W = d.shape
-    sy, sx = height / H, width / W
     v, u = np.nonzero(keep)
     vals = d[v, u]
-    ey, ex = (v + 0.5) * sy, (u + 0.5) * sx  # positions in edge-based output coordinates
-    oi = np.minimum(np.floor(ey).astype(np.int64), height - 1)
-    oj = np.minimum(np.floor(ex).astype(np.int64), width - 1)
+    oi = np.minimum(np.floor((v + 0.5) * (height / H)).astype(np.int64), height - 1)
+    oj = np.minimum(np.floor((u + 0.5) * (width / W)).astype(np.int64), width - 1)
     lin = oi * width + oj
     out = np.zeros(height * width, np.float32)
     if lin.size:
-        if rule == "nearest":
-            order = np.lexsort((vals, lin))  # by output pixel, then depth: the first of each is the minimum
-        else:
-            dist2 = (ey - (oi + 0.5)) ** 2 + (ex - (oj + 0.5)) ** 2
-            order = np.lexsort((np.arange(lin.size), dist2, lin))  # raster order breaks ties, never depth
-        first = np.ones(order.size, bool)
-        first[1:] = lin[order][1:] != lin[order][:-1]
-        pick = order[first]
+        dt = None
+        if rule == "time":
+            cam = camera if camera is not None else (1.0, 1.0, (W - 1) / 2, (H - 1) / 2)
+            dt = sample_capture_times(u, vals, cam)
+        pick = resolve_conflicts(lin, vals, rule, dt)
         out[lin[pick]] = vals[pick]
     return torch.from_numpy(out.reshape(height, width)).to(depth.device)
 
