@@ -23,7 +23,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--recipe", default="book")
     ap.add_argument("--coarse", type=int, required=True, help="coarse-stage samples")
-    ap.add_argument("--fine", type=int, required=True, help="fine-stage samples")
+    ap.add_argument("--fine", type=int, required=True, help="fine-stage samples (0: coarse only)")
     ap.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE", help="override a Recipe field")
     args = ap.parse_args()
     from mdlearn import recipes
@@ -42,6 +42,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         init = None
         for stage, n in (("coarse", args.coarse), ("fine", args.fine)):
+            if n == 0:  # --fine 0: the coarse stage only
+                continue
             out = Path(tmp) / f"{stage}.pt"
             t = time.perf_counter()
             recipes.train_stage(rec, stage, out, init=init, progress=False)
@@ -51,7 +53,7 @@ def main() -> None:
             results["Coarse" if stage == "coarse" else "Coarse+Fine"] = recipes.evaluate(pred, gts)
             init = out
     print(recipes.format_results(results))
-    for k in ("Coarse", "Coarse+Fine"):
+    for k in [k for k in ("Coarse", "Coarse+Fine") if k in results]:
         gain = recipes.relative_improvement(results[k], results["Mean"])
         worse = [m for m, v in gain.items() if v <= 0]
         print(f"{k}: average improvement over Mean {100 * np.mean(list(gain.values())):+.1f} %"

@@ -43,7 +43,7 @@ from .errors import UsageError
 
 __all__ = ["Recipe", "RECIPES", "get_recipe", "recipe_key", "training_data", "train_stage", "trained_checkpoint",
            "predict", "mean_log_depth", "evaluate", "relative_improvement", "TABLE1_METRICS", "models_dir",
-           "format_results", "targets", "build", "make_scheduler", "input_intrinsics"]
+           "format_results", "targets", "build", "make_scheduler", "input_intrinsics", "init_coarse_bias"]
 
 #: The eight metrics of the paper's Table 1 (``log10`` is not among them).
 TABLE1_METRICS = ("delta1", "delta2", "delta3", "abs_rel", "sq_rel", "rmse", "rmse_log", "rmse_log_si")
@@ -80,6 +80,10 @@ class Recipe:
     #: (decayed to zero along a half cosine over the stage's optimiser steps; short runs end at a
     #: better minimum instead of wandering at the initial rate)
     schedule: str = "constant"
+    #: Coarse 7's bias at the start of the coarse stage: "default" (PyTorch's initialisation, as
+    #: the paper's random one) or "mean" (the training set's mean log-depth image at the output
+    #: units: the network starts at the Mean baseline and learns what differs from it)
+    coarse_bias: str = "default"
 
     def describe(self) -> dict[str, Any]:
         return asdict(self)
@@ -190,6 +194,21 @@ def input_intrinsics(recipe: Recipe, data_root: str | os.PathLike | None = None)
     return [float(v) for v in sample["intrinsics"]]
 
 
+def init_coarse_bias(model, recipe: Recipe, data_root: str | os.PathLike | None = None) -> None:
+    """Apply ``recipe.coarse_bias`` to a fresh model (Chapter 6): with ``"mean"``, Coarse 7's bias
+    becomes the mean log-depth image of the training set (:func:`mean_log_depth`, log metres)
+    sampled at the output units' pixels (:meth:`~mdlearn.models.DepthNet.output_grid`)."""
+    if recipe.coarse_bias == "default":
+        return
+    if recipe.coarse_bias != "mean":
+        raise UsageError(f"unknown coarse_bias {recipe.coarse_bias!r}; known: default, mean")
+    mean = mean_log_depth(training_data(recipe, "train", data_root, augment=False, progress=False))
+    rows, cols = model.output_grid()
+    logm = np.log(np.maximum(mean[np.ix_(rows.numpy(), cols.numpy())], 1e-3))
+    with torch.no_grad():
+        model.coarse.fc7.bias.copy_(torch.from_numpy(logm.astype(np.float32)).reshape(-1))
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, schedule: str, steps: int):
     """The learning-rate schedule named by a recipe over ``steps`` optimiser steps (Chapter 6):
     ``None`` for ``"constant"``, a ``LambdaLR`` with factor ``(1 + cos(pi * t / steps)) / 2`` for
@@ -228,6 +247,8 @@ def train_stage(recipe: Recipe, stage: str, out: str | os.PathLike, *, data_root
     cfg = TrainConfig(stage=stage, samples=samples, batch_size=recipe.batch_size, lam=recipe.lam, seed=recipe.seed,
                       log_every=recipe.log_every, checkpoint_path=str(out), progress=progress)
     torch.manual_seed(recipe.seed + (1 if stage == "fine" else 0))
+    if stage == "coarse":
+        init_coarse_bias(model, recipe, data_root)
     meta = {"recipe": recipe.describe(), "input_intrinsics": input_intrinsics(recipe, data_root)}
     trainer = Trainer(model, opt, loader, cfg, scheduler=scheduler, device=device, meta=meta)
     trainer.fit()

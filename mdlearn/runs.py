@@ -186,6 +186,8 @@ def train_run(out: str | os.PathLike, recipe, stage: str, *, data_root: str | os
     model = recipes.build(recipe)
     if init_path is not None:
         load_model_weights(model, init_path)
+    elif stage == "coarse":
+        recipes.init_coarse_bias(model, recipe, root)
     data = recipes.training_data(recipe, "train", root, progress=progress)
     loader = make_loader(data, micro, seed=recipe.seed)
     kind = recipe.optimizer

@@ -105,3 +105,27 @@ def test_cosine_schedule_decays_every_group_to_zero_keeping_ratios():
     assert all(x[0] >= y[0] for x, y in zip(seen, seen[1:]))
     with pytest.raises(UsageError, match="schedule"):
         make_scheduler(opt, "step", 10)
+
+
+def test_mean_bias_starts_coarse_7_at_the_mean_baseline(small_dataset, tmp_path, monkeypatch):
+    import pytest
+    import torch
+
+    from mdlearn.errors import UsageError
+
+    root, _ = small_dataset
+    monkeypatch.setenv("MDLEARN_DATA", str(tmp_path))
+    rec = recipes.get_recipe("smoke", coarse_bias="mean")
+    model = recipes.build(rec)
+    before = model.coarse.fc7.bias.detach().clone()
+    recipes.init_coarse_bias(model, rec, root)
+    mean = recipes.mean_log_depth(recipes.training_data(rec, "train", root, augment=False, progress=False))
+    rows, cols = model.output_grid()
+    expect = np.log(mean[np.ix_(rows.numpy(), cols.numpy())]).reshape(-1)
+    np.testing.assert_allclose(model.coarse.fc7.bias.detach().numpy(), expect, rtol=1e-6)
+    assert not torch.allclose(before, model.coarse.fc7.bias)
+    default = recipes.build(recipes.get_recipe("smoke"))
+    recipes.init_coarse_bias(default, recipes.get_recipe("smoke"), root)
+    assert torch.equal(default.coarse.fc7.bias, before)  # "default" leaves PyTorch's initialisation
+    with pytest.raises(UsageError, match="coarse_bias"):
+        recipes.init_coarse_bias(default, recipes.get_recipe("smoke", coarse_bias="median"), root)
