@@ -527,6 +527,7 @@ class Trainer:
         self.samples_seen = 0
         self.history: list[dict[str, Any]] = []
         self._elapsed = 0.0
+        self._fit_started: float | None = None  # perf_counter() at the start of the running fit()
         self._bad_step = torch.full((), -1, dtype=torch.long, device=self.device)
         self._running = torch.zeros((), dtype=torch.float32, device=self.device)
         self._running_steps = 0
@@ -598,6 +599,11 @@ class Trainer:
         self.history.append(row)
         bar.set_postfix(loss=f"{row['loss']:.4f}", refresh=False)
 
+    def elapsed_seconds(self) -> float:
+        """Training time so far, over every :meth:`fit` call (resumed runs included), in seconds."""
+        running = time.perf_counter() - self._fit_started if self._fit_started is not None else 0.0
+        return self._elapsed + running
+
     def _reduce_running(self) -> None:
         """Average the unlogged loss sum over the processes (a collective; every rank calls it at
         the same steps). Linear, so reducing early (at a checkpoint) changes no logged value."""
@@ -621,6 +627,7 @@ class Trainer:
         cfg = self.config
         self.model.train()
         t0 = time.perf_counter()
+        self._fit_started = t0
         bar = tqdm(total=cfg.samples, initial=min(self.samples_seen, cfg.samples), unit="sample",
                    disable=not cfg.progress or self.rank != 0, desc=f"{cfg.stage} stage", dynamic_ncols=True)
         batches = self._batches()
@@ -665,6 +672,7 @@ class Trainer:
                     on_step(self)
         finally:
             self._elapsed += time.perf_counter() - t0
+            self._fit_started = None
             bar.close()
             batches.close()
         return self.history
@@ -699,7 +707,7 @@ class Trainer:
             "history": copy.deepcopy(self.history),
             # the unfinished log interval, so a resumed run logs the same means
             "log_accumulator": {"loss_sum": self._running.detach().to("cpu", copy=True), "steps": self._running_steps},
-            "elapsed_seconds": self._elapsed,
+            "elapsed_seconds": self.elapsed_seconds(),
             "meta": copy.deepcopy(self.meta),
         }
 

@@ -315,3 +315,14 @@ def test_mixed_precision_and_channels_last_path_runs_on_cpu(dataset):
     assert np.isfinite(history[-1]["loss"]) and trainer.step == 1
     assert all(p.dtype == torch.float32 for p in model.parameters())
     assert model.coarse.conv2.weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_checkpoints_written_during_fit_record_the_training_time(dataset, tmp_path):
+    path = tmp_path / "c.pt"
+    model = tiny_model()
+    trainer = Trainer(model, make_optimizer(model, "coarse"), make_loader(dataset, 4, seed=0),
+                      config(samples=16, checkpoint_path=str(path)))
+    trainer.fit()
+    state = read_checkpoint(path)  # written inside fit(), at the last step
+    assert 0 < state["elapsed_seconds"] <= trainer.elapsed_seconds()
+    assert state["elapsed_seconds"] == pytest.approx(state["history"][-1]["seconds"], rel=0.5, abs=0.5)
