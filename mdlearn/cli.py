@@ -285,23 +285,16 @@ def _checkpoint_model(path: str, device: str | None = None):
 
 
 def _cmd_predict(args: argparse.Namespace) -> int:
-    from PIL import Image
     from tqdm.auto import tqdm
 
-    from .inference import (DOMAIN_NOTE, checkpoint_intrinsics, load_image, parse_intrinsics, predict_image,
-                            write_prediction)
+    from .inference import (DOMAIN_NOTE, check_image, checkpoint_intrinsics, load_image, parse_intrinsics,
+                            predict_image, write_prediction)
 
     k = parse_intrinsics(args.intrinsics) if args.intrinsics is not None else None
     stems: dict[str, str] = {}
     for name in args.images:  # check every input before writing anything
         path = Path(name)
-        if not path.is_file():
-            raise UsageError(f"{path}: no such image file")
-        try:
-            with Image.open(path) as im:
-                im.verify()
-        except Exception as e:  # noqa: BLE001 - any Pillow failure: not an image we can read
-            raise MdlearnError(f"{path}: not a readable image ({type(e).__name__})") from None
+        check_image(path)
         if path.stem in stems:
             raise UsageError(f"{path} and {stems[path.stem]} would write the same outputs ({path.stem}.*)")
         stems[path.stem] = str(path)

@@ -32,7 +32,7 @@ import torch
 
 from .errors import FormatError, MdlearnError, UsageError
 
-__all__ = ["Prediction", "parse_intrinsics", "load_image", "checkpoint_intrinsics", "predict_image",
+__all__ = ["Prediction", "parse_intrinsics", "load_image", "check_image", "checkpoint_intrinsics", "predict_image",
            "write_prediction", "export_model", "EXPORT_FORMATS", "DOMAIN_NOTE"]
 
 #: What ``mdlearn predict`` prints about metric scale.
@@ -72,6 +72,26 @@ def parse_intrinsics(text: str) -> tuple[float, float, float, float]:
     return values  # type: ignore[return-value]
 
 
+def _open_image(path: str | os.PathLike, convert: bool) -> np.ndarray | None:
+    """Open ``path`` with Pillow: decode it to ``(H, W, 3)`` uint8 RGB (``convert``) or only verify
+    its header and structure (cheap; returns None). One-line errors name the file."""
+    from PIL import Image
+
+    path = Path(path)
+    if not path.is_file():
+        raise UsageError(f"{path}: no such image file")
+    try:
+        with Image.open(path) as im:
+            if not convert:
+                im.verify()
+                return None
+            im.load()
+            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+    except Exception as e:  # noqa: BLE001 - any Pillow failure means: not an image we can read
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise FormatError(f"{path}: not a readable image ({reason})") from None
+
+
 def load_image(path: str | os.PathLike) -> np.ndarray:
     """An image file as ``(H, W, 3)`` uint8 RGB (Pillow; greyscale and alpha converted).
 
@@ -79,17 +99,13 @@ def load_image(path: str | os.PathLike) -> np.ndarray:
         UsageError: no such file.
         FormatError: the file is not an image Pillow can read (one line naming it).
     """
-    from PIL import Image, UnidentifiedImageError
+    return _open_image(path, convert=True)  # type: ignore[return-value]
 
-    path = Path(path)
-    if not path.is_file():
-        raise UsageError(f"{path}: no such image file")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
-    except (UnidentifiedImageError, OSError, ValueError) as e:
-        raise FormatError(f"{path}: not a readable image ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+
+def check_image(path: str | os.PathLike) -> None:
+    """Raise as :func:`load_image` would, without decoding the pixels (``mdlearn predict`` checks
+    every input before it writes anything)."""
+    _open_image(path, convert=False)
 
 
 def checkpoint_intrinsics(state: dict[str, Any]) -> tuple[float, float, float, float] | None:
