@@ -266,10 +266,10 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     print(f"{100 * ev.region_in_crop:.1f} % of the network region lies inside the protocol's crop "
           f"(the paper: 86 % on NYU); ground truth: {ev.ground_truth}")
     if out is not None:
-        from .runs import _write_json
+        from .jobs import write_json_atomically
 
         out.parent.mkdir(parents=True, exist_ok=True)
-        _write_json(out, ev.to_json())
+        write_json_atomically(out, ev.to_json())
         print(f"wrote {out}")
     return 0
 

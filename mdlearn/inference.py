@@ -21,7 +21,6 @@ trained to get right). The command says so.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 
 from .errors import FormatError, MdlearnError, UsageError
+from .jobs import write_atomically
 
 __all__ = ["Prediction", "parse_intrinsics", "load_image", "check_image", "checkpoint_intrinsics", "predict_image",
            "write_prediction", "export_model", "EXPORT_FORMATS", "DOMAIN_NOTE"]
@@ -189,18 +189,6 @@ def predict_image(model, image: np.ndarray, *, scale: str = "fine", intrinsics: 
 # ------------------------------------------------------------------------------------ writing
 
 
-def _atomic_write(path: Path, write) -> None:
-    """Call ``write(tmp_path)`` then rename onto ``path``: the file is complete or absent."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def _point_cloud(pred: Prediction) -> np.ndarray:
     """The structured vertex array (x, y, z metres in the camera frame; red, green, blue) of valid pixels."""
     fx, fy, cx, cy = pred.intrinsics
@@ -250,13 +238,13 @@ def write_prediction(pred: Prediction, out_dir: str | os.PathLike, stem: str, *,
     mm = np.round(depth * 1000.0)
     too_far = mm > np.iinfo(np.uint16).max
     mm[too_far] = 0
-    _atomic_write(names["png"], lambda p: Image.fromarray(mm.astype(np.uint16)).save(p, format="PNG"))
+    write_atomically(names["png"], lambda p: Image.fromarray(mm.astype(np.uint16)).save(p, format="PNG"))
 
     def _npy(p: Path) -> None:
         with open(p, "wb") as f:
             np.save(f, depth)
 
-    _atomic_write(names["npy"], _npy)
+    write_atomically(names["npy"], _npy)
 
     def _preview(p: Path) -> None:
         fig, axes = plt.subplots(1, 2, figsize=(BOOK_WIDTH, BOOK_WIDTH * 0.42), layout="constrained")
@@ -267,10 +255,10 @@ def write_prediction(pred: Prediction, out_dir: str | os.PathLike, stem: str, *,
         fig.savefig(p, format="png", dpi=120)
         plt.close(fig)
 
-    _atomic_write(names["preview"], _preview)
+    write_atomically(names["preview"], _preview)
     if "ply" in names:
         element = PlyElement.describe(_point_cloud(pred), "vertex")
-        _atomic_write(names["ply"], lambda p: PlyData([element], text=False).write(str(p)))
+        write_atomically(names["ply"], lambda p: PlyData([element], text=False).write(str(p)))
     result: dict[str, Any] = dict(names)
     if too_far.any():
         result["clipped"] = int(too_far.sum())
@@ -339,7 +327,7 @@ def export_model(model, path: str | os.PathLike, fmt: str = "onnx", *, scale: st
                                    f"(tolerance {atol:.0e}); not written")
 
     report: dict[str, Any] = {"path": path, "format": fmt, "scale": scale, "input": (h, w)}
-    _atomic_write(path, _write)
+    write_atomically(path, _write)
     return report
 
 

@@ -44,7 +44,7 @@ from .errors import FormatError, UsageError
 
 __all__ = ["MANIFEST_NAME", "EXIT_STATUS_HELP", "check_count", "source_hash", "write_manifest", "read_manifest", "made_by",
            "is_current", "input_id", "check_output_folder", "open_resumable_output", "clean_stale", "stage",
-           "publish", "staged_folder", "run_tasks", "JobReport"]
+           "publish", "staged_folder", "run_tasks", "JobReport", "write_atomically", "write_json_atomically"]
 
 #: The one manifest file name of every job's output folder.
 MANIFEST_NAME = "index.json"
@@ -55,6 +55,31 @@ EXIT_STATUS_HELP = ("exit status 0 if every input was prepared (now or by an ear
 
 
 # ------------------------------------------------------------------------------ hashes and manifests
+
+
+def write_atomically(path: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Call ``write(tmp)`` on a temporary file beside ``path``, then rename it onto ``path``: the
+    file is complete or absent, never half-written; the temporary is removed on any failure."""
+    import tempfile
+
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp" + path.suffix, dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_json_atomically(path: str | os.PathLike, obj: object) -> Path:
+    """``obj`` as indented, key-sorted JSON, written with :func:`write_atomically`."""
+    def _write(tmp: Path) -> None:
+        tmp.write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
+
+    return write_atomically(path, _write)
 
 
 def source_hash(files: Iterable[str]) -> str:

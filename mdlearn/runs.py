@@ -26,11 +26,11 @@ from __future__ import annotations
 import json
 import os
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from .errors import MdlearnError, UsageError
+from .jobs import write_json_atomically
 
 __all__ = ["RUN_FORMAT", "PRESET_RECIPES", "train_run", "run_config", "init_distributed"]
 
@@ -38,18 +38,6 @@ __all__ = ["RUN_FORMAT", "PRESET_RECIPES", "train_run", "run_config", "init_dist
 RUN_FORMAT = "mdlearn-run"
 #: Which recipe of :mod:`mdlearn.recipes` each preset trains.
 PRESET_RECIPES = {"smoke": "smoke", "book": "book", "full": "paper"}
-
-
-def _write_json(path: Path, obj: Any) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(obj, f, indent=1, sort_keys=True)
-            f.write("\n")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
 
 
 def run_config(recipe, stage: str, data_root: Path, init: Path | None) -> dict[str, Any]:
@@ -180,7 +168,7 @@ def train_run(out: str | os.PathLike, recipe, stage: str, *, data_root: str | os
         _barrier(world)  # every process has checked before process 0 creates the run
         if rank == 0:
             (out / "checkpoints").mkdir(parents=True, exist_ok=True)
-            _write_json(cfg_file, config)
+            write_json_atomically(cfg_file, config)
     _barrier(world)
 
     model = recipes.build(recipe)
@@ -225,7 +213,7 @@ def train_run(out: str | os.PathLike, recipe, stage: str, *, data_root: str | os
     def on_step(t: Trainer) -> None:
         if writer is not None and t.step % checkpoint_every == 0:
             writer.flush()
-            _write_json(out / "history.json", t.history)
+            write_json_atomically(out / "history.json", t.history)
 
     try:
         trainer.fit(on_log=on_log, on_step=on_step)
@@ -234,7 +222,7 @@ def train_run(out: str | os.PathLike, recipe, stage: str, *, data_root: str | os
             writer.close()
     state = trainer.state()  # a collective under DDP
     if rank == 0:
-        _write_json(out / "history.json", trainer.history)
+        write_json_atomically(out / "history.json", trainer.history)
         # the finished stage: the last state under its final name, written atomically
         from .train import save_checkpoint_file
 
