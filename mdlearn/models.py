@@ -45,6 +45,11 @@ sizes are computed from the input size (12288 = 8*6*256 inputs to Coarse 6 on NY
 * *Initialisation.* Not stated (the coarse convolutions come from ImageNet); PyTorch's default
   initialisation is used; :func:`load_pretrained_coarse` loads pretrained Coarse 1-5 weights.
 * *Grouped convolutions.* AlexNet's two-GPU groups are not mentioned; all convolutions are dense.
+* *Input normalisation.* Not stated; the ImageNet-pretrained layers the paper starts from expect
+  mean-subtracted input. :class:`DepthNet` subtracts a per-channel mean and divides by a
+  per-channel standard deviation (``ModelConfig.input_mean`` / ``input_std``, default ImageNet's,
+  the convention of pretrained AlexNet-style weights) before both stacks, so callers always pass
+  RGB in [0, 1] and an exported model carries its normalisation with it.
 
 The output map is the Fine 1 output grid (the paper's /4 ratio). Output unit ``(i, j)`` is centred
 on input pixel ``(row0 + 4 i, col0 + 4 j)`` (see :meth:`DepthNet.output_grid`), which is where
@@ -53,6 +58,7 @@ on input pixel ``(row0 + 4 i, col0 + 4 j)`` (see :meth:`DepthNet.output_grid`), 
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -64,7 +70,7 @@ from .errors import MdlearnError, UsageError
 
 __all__ = ["ModelConfig", "CoarseNet", "FineNet", "DepthNet", "build_model", "layer_table",
            "load_pretrained_coarse", "PAPER_INPUT_SIZE", "PAPER_FINE_ROWS", "COARSE_CONV_KEYS",
-           "model_from_description", "count_parameters"]
+           "model_from_description", "count_parameters", "IMAGENET_MEAN", "IMAGENET_STD", "canonical_description"]
 
 #: The paper's network input sizes ``(width, height)`` (Fig. 1).
 PAPER_INPUT_SIZE: dict[str, tuple[int, int]] = {"nyu": (304, 228), "kitti": (576, 172)}
@@ -82,6 +88,12 @@ _COARSE_SPATIAL: tuple[tuple[str, int, int, int], ...] = (
 )
 _COARSE_CHANNELS = {"conv1": 96, "conv2": 256, "conv3": 384, "conv4": 384, "conv5": 256}
 _FINE_POOL = {2: (2, 2, 0), 3: (3, 2, 1)}
+#: Per-channel RGB mean and standard deviation of ImageNet (inputs in [0, 1]): the normalisation
+#: pretrained AlexNet-style coarse layers expect, and the default of :func:`build_model`.
+IMAGENET_MEAN: tuple[float, float, float] = (0.485, 0.456, 0.406)
+IMAGENET_STD: tuple[float, float, float] = (0.229, 0.224, 0.225)
+#: What a checkpoint written before input normalisation existed was trained with (none).
+_NO_NORMALISATION = {"input_mean": [0.0, 0.0, 0.0], "input_std": [1.0, 1.0, 1.0]}
 
 
 def _out_size(n: int, kernel: int, stride: int, padding: int) -> int:
@@ -100,6 +112,8 @@ class ModelConfig:
         fine_pool: 2 (Fig. 1's 2x2 pool, 43x43 receptive field) or 3 (3x3 stride 2, 45x45).
         dropout: dropout probability after Coarse 6.
         fc_hidden: width of Coarse 6 (4096 in the paper).
+        input_mean, input_std: per-channel RGB statistics (inputs in [0, 1]) the model subtracts
+            and divides by before both stacks.
     """
 
     dataset: str
@@ -108,6 +122,8 @@ class ModelConfig:
     fine_pool: int = 2
     dropout: float = 0.5
     fc_hidden: int = 4096
+    input_mean: tuple[float, float, float] = IMAGENET_MEAN
+    input_std: tuple[float, float, float] = IMAGENET_STD
 
     def coarse_feature_size(self) -> tuple[int, int]:
         """``(width, height)`` of the Coarse 5 map after its pool (8x6 on NYU)."""
@@ -132,6 +148,7 @@ class ModelConfig:
         """Plain-python description (lists, not tuples), as stored in checkpoints."""
         d = asdict(self)
         d["input_size"] = list(self.input_size)
+        d["input_mean"], d["input_std"] = list(self.input_mean), list(self.input_std)
         return d
 
 
@@ -237,6 +254,9 @@ class DepthNet(nn.Module):
         self.coarse = CoarseNet(config)
         self.fine = FineNet(config)
         self.coarse_frozen = False
+        # derived from the config, not trained: kept out of the state_dict (persistent=False)
+        self.register_buffer("input_mean", torch.tensor(config.input_mean).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("input_std", torch.tensor(config.input_std).view(1, 3, 1, 1), persistent=False)
 
     def describe(self) -> dict[str, Any]:
         """The architecture as plain python (stored in checkpoints, compared when loading)."""
@@ -255,6 +275,10 @@ class DepthNet(nn.Module):
             self.coarse.eval()
         return self
 
+    def normalise(self, image: torch.Tensor) -> torch.Tensor:
+        """``(image - input_mean) / input_std`` per channel: what both stacks see (Chapter 6)."""
+        return (image - self.input_mean.to(image.dtype)) / self.input_std.to(image.dtype)
+
     def fine_input(self, image: torch.Tensor) -> torch.Tensor:
         """The rows of ``image`` the fine network sees: the bottom ``fine_rows`` rows."""
         return image[..., image.shape[-2] - self.config.fine_rows:, :]
@@ -264,10 +288,11 @@ class DepthNet(nn.Module):
         if image.ndim != 4 or image.shape[1] != 3 or tuple(image.shape[-2:]) != (h, w):
             raise UsageError(f"expected images (B, 3, {h}, {w}) for this {self.config.dataset} model with input "
                              f"{w}x{h}, got {tuple(image.shape)}")
+        if scale not in ("coarse", "fine"):
+            raise UsageError(f"scale must be 'coarse' or 'fine', got {scale!r}")
+        image = self.normalise(image)
         if scale == "coarse":
             return self.coarse(image)
-        if scale != "fine":
-            raise UsageError(f"scale must be 'coarse' or 'fine', got {scale!r}")
         with torch.no_grad():
             coarse = self.coarse(image)
         return self.fine(self.fine_input(image), coarse)
@@ -289,7 +314,9 @@ class DepthNet(nn.Module):
 
 
 def build_model(dataset: str, input_size: tuple[int, int] | None = None, *, fine_rows: int | None = None,
-                fine_pool: int = 2, dropout: float = 0.5, fc_hidden: int = 4096) -> DepthNet:
+                fine_pool: int = 2, dropout: float = 0.5, fc_hidden: int = 4096,
+                input_mean: tuple[float, float, float] = IMAGENET_MEAN,
+                input_std: tuple[float, float, float] = IMAGENET_STD) -> DepthNet:
     """The paper's network for ``dataset`` (``"nyu"`` or ``"kitti"``) at ``input_size`` (Chapter 6).
 
     Args:
@@ -301,6 +328,8 @@ def build_model(dataset: str, input_size: tuple[int, int] | None = None, *, fine
         fine_pool: 2 (Fig. 1) or 3 (the 45x45 receptive field of the text); see the module docstring.
         dropout: probability after Coarse 6 (0.5; the paper does not state it).
         fc_hidden: Coarse 6 width (4096).
+        input_mean, input_std: per-channel RGB mean and standard deviation (inputs in [0, 1])
+            the model normalises its input with; default ImageNet's (:data:`IMAGENET_MEAN`).
 
     Raises:
         UsageError: unknown dataset, or an input too small for the network.
@@ -321,8 +350,12 @@ def build_model(dataset: str, input_size: tuple[int, int] | None = None, *, fine
         raise UsageError(f"dropout must lie in [0, 1), got {dropout}")
     if not 0 < fine_rows <= h:
         raise UsageError(f"fine_rows must lie in 1..{h} (the image height), got {fine_rows}")
+    mean, std = tuple(float(v) for v in input_mean), tuple(float(v) for v in input_std)
+    if len(mean) != 3 or len(std) != 3 or not all(math.isfinite(v) for v in mean + std) or min(std) <= 0:
+        raise UsageError(f"input_mean / input_std must be three finite numbers each, std > 0; got {input_mean!r}, "
+                         f"{input_std!r}")
     config = ModelConfig(dataset=dataset, input_size=(w, h), fine_rows=int(fine_rows), fine_pool=fine_pool,
-                         dropout=float(dropout), fc_hidden=int(fc_hidden))
+                         dropout=float(dropout), fc_hidden=int(fc_hidden), input_mean=mean, input_std=std)
     fw, fh = config.coarse_feature_size()
     ow, oh = config.output_size()
     if fw < 1 or fh < 1 or ow < 1 or oh < 1:
@@ -333,11 +366,19 @@ def build_model(dataset: str, input_size: tuple[int, int] | None = None, *, fine
 
 def model_from_description(description: dict[str, Any]) -> DepthNet:
     """Rebuild the model a checkpoint's ``arch`` entry (:meth:`DepthNet.describe`) describes."""
-    d = dict(description)
+    d = canonical_description(description)
     if d.pop("name", None) != "eigen2014":
         raise UsageError(f"unknown architecture {description.get('name')!r}; this mdlearn knows 'eigen2014'")
     return build_model(d["dataset"], tuple(d["input_size"]), fine_rows=d["fine_rows"], fine_pool=d["fine_pool"],
-                       dropout=d["dropout"], fc_hidden=d["fc_hidden"])
+                       dropout=d["dropout"], fc_hidden=d["fc_hidden"], input_mean=tuple(d["input_mean"]),
+                       input_std=tuple(d["input_std"]))
+
+
+def canonical_description(description: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's ``arch`` entry with what older mdlearn versions left implicit made explicit:
+    checkpoints written before input normalisation existed were trained on raw [0, 1] input, so a
+    missing ``input_mean`` / ``input_std`` means 0 / 1. Compare architectures in this form."""
+    return {**_NO_NORMALISATION, **description}
 
 
 # ------------------------------------------------------------------------------------ layer table

@@ -59,7 +59,7 @@ from tqdm.auto import tqdm
 from . import __version__
 from .errors import MdlearnError, UsageError
 from .losses import PAPER_LAMBDA, NonFiniteLossError, scale_invariant_loss
-from .models import DepthNet
+from .models import DepthNet, canonical_description
 from .runtime import default_device
 
 __all__ = [
@@ -438,8 +438,8 @@ def load_model_weights(model: DepthNet, path: str | Path) -> dict[str, Any]:
     """
     path = Path(path)
     state = read_checkpoint(path)
-    if state["arch"] != model.describe():
-        raise _arch_mismatch(path, state["arch"], model.describe())
+    if canonical_description(state["arch"]) != model.describe():
+        raise _arch_mismatch(path, canonical_description(state["arch"]), model.describe())
     _check_model_state(path, model, state)
     model.load_state_dict(state["model"])
     return state
@@ -734,8 +734,8 @@ class Trainer:
         """
         path = Path(path)
         state = read_checkpoint(path)
-        if state["arch"] != self.model.describe():
-            raise _arch_mismatch(path, state["arch"], self.model.describe())
+        if canonical_description(state["arch"]) != self.model.describe():
+            raise _arch_mismatch(path, canonical_description(state["arch"]), self.model.describe())
         ours = self.config.describe()
         theirs = state["config"]
         diffs = [f"{k} {theirs.get(k)!r} vs {ours.get(k)!r}" for k in _RESUME_KEYS if theirs.get(k) != ours.get(k)]

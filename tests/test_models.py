@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from mdlearn.errors import MdlearnError, UsageError
-from mdlearn.models import (COARSE_CONV_KEYS, build_model, count_parameters, layer_table, load_pretrained_coarse,
-                            model_from_description)
+from mdlearn.models import (COARSE_CONV_KEYS, IMAGENET_MEAN, IMAGENET_STD, build_model, canonical_description,
+                            count_parameters, layer_table, load_pretrained_coarse, model_from_description)
 
 
 def _meta_model(dataset, size=None, **kw):
@@ -118,6 +118,38 @@ def test_description_round_trips():
     again = model_from_description(model.describe())
     assert again.describe() == model.describe()
     assert model.describe()["input_size"] == [288, 86]
+
+
+def test_input_is_normalised_per_channel_before_both_stacks():
+    torch.manual_seed(0)
+    model = build_model("nyu", (152, 114), fc_hidden=16, input_mean=(0.5, 0.25, 0.75), input_std=(2.0, 4.0, 0.5)).eval()
+    img = torch.rand(2, 3, 114, 152)
+    mean = torch.tensor([0.5, 0.25, 0.75]).view(1, 3, 1, 1)
+    std = torch.tensor([2.0, 4.0, 0.5]).view(1, 3, 1, 1)
+    seen = (img - mean) / std
+    assert torch.allclose(model.normalise(img), seen)
+    coarse = model.coarse(seen)
+    assert torch.allclose(model(img, scale="coarse"), coarse, atol=1e-6)
+    assert torch.allclose(model(img), model.fine(model.fine_input(seen), coarse), atol=1e-6)
+    # the statistics are configuration, not weights: not in the state_dict, in the description
+    assert not any("input_" in k for k in model.state_dict())
+    assert model.describe()["input_std"] == [2.0, 4.0, 0.5]
+    default = build_model("nyu", (152, 114), fc_hidden=16)
+    assert default.describe()["input_mean"] == list(IMAGENET_MEAN)
+    assert default.describe()["input_std"] == list(IMAGENET_STD)
+    with pytest.raises(UsageError, match="input_mean / input_std"):
+        build_model("nyu", input_std=(1.0, 0.0, 1.0))
+    with pytest.raises(UsageError, match="input_mean / input_std"):
+        build_model("nyu", input_mean=(0.5, 0.5))
+
+
+def test_descriptions_from_before_normalisation_mean_raw_input():
+    old = build_model("nyu", (152, 114), fc_hidden=16).describe()
+    del old["input_mean"], old["input_std"]
+    rebuilt = model_from_description(old)
+    assert rebuilt.describe() == canonical_description(old)
+    img = torch.rand(1, 3, 114, 152)
+    assert torch.equal(rebuilt.normalise(img), img)
 
 
 def test_load_pretrained_coarse(tmp_path):
