@@ -255,7 +255,12 @@ def student_notebook(path: str | os.PathLike):
     """
     import nbformat
     from nbconvert.preprocessors import ClearOutputPreprocessor
-    from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
+
+    try:
+        from nbgrader.preprocessors import ClearHiddenTests, ClearSolutions
+    except ImportError:
+        raise MdlearnError("building assignments needs nbgrader: pip install 'mdlearn[course]' "
+                           "(or nbgrader)") from None
 
     assignment = read_assignment(path)
     if not assignment.questions:
@@ -369,6 +374,12 @@ def _reason(content: dict) -> str:
     return text if len(text) <= 200 else text[:197] + "..."
 
 
+def _label(index: int, cell) -> str:
+    """``cell 12 ('import os')``: a cell of the executed notebook, by index and first line."""
+    first = _source(cell).strip().split("\n")[0]
+    return f"cell {index} ({first[:40]!r})"
+
+
 def _prepare_run(nb, assignment: Assignment, preset: str | None, notes: list[str]):
     """The notebook to execute: instructor test cells restored, ``preset`` injected.
 
@@ -419,7 +430,8 @@ def grade_notebook(submission: str | os.PathLike, source: str | os.PathLike | No
     Args:
         submission: the student's ``.ipynb``.
         source: where the instructor notebook is (see :func:`find_source`).
-        chapter: which assignment (number or stem); default: the id stored in the submission.
+        chapter: which assignment (number or stem); default: the id stored in the submission,
+            else its file name.
         preset: run size injected as the ``preset`` parameter (``None``: the notebook's own).
         timeout: seconds for the whole run; questions not graded by then score 0 (``timeout``).
         cell_timeout: seconds for one cell; a cell past it is interrupted and the run goes on.
@@ -442,9 +454,14 @@ def grade_notebook(submission: str | os.PathLike, source: str | os.PathLike | No
     start = time.monotonic()
     nb = _read_notebook(submission, "submission")
     name = chapter or _assignment_name(nb)
-    if name is None:
-        raise UsageError(f"{submission}: no assignment id in the notebook; pass --chapter N")
-    assignment = read_assignment(find_source(str(name), source))
+    if name is None:  # a chapter itself, or a copy under the chapter's file name
+        try:
+            found = find_source(Path(submission).stem, source)
+        except UsageError:
+            raise UsageError(f"{submission}: no assignment id in the notebook; pass --chapter N") from None
+    else:
+        found = find_source(str(name), source)
+    assignment = read_assignment(found)
     notes: list[str] = []
     run, tests = _prepare_run(nb, assignment, preset, notes)
     replies: dict[int, dict] = {}
@@ -457,8 +474,8 @@ def grade_notebook(submission: str | os.PathLike, source: str | os.PathLike | No
         client = NotebookClient(
             run, timeout=int(cell_timeout), kernel_name="python3", allow_errors=True,
             interrupt_on_timeout=True, shutdown_kernel="immediate", startup_timeout=120,
-            error_on_timeout={"ename": _TIMEOUT_NAME, "evalue": f"stopped after {int(cell_timeout)} s",
-                              "traceback": []},
+            error_on_timeout={"ename": _TIMEOUT_NAME, "traceback": [],
+                              "evalue": "the cell ran past its time limit and was interrupted"},
             resources={"metadata": {"path": work}}, on_cell_executed=on_executed)
         try:
             with client.setup_kernel():
@@ -468,21 +485,21 @@ def grade_notebook(submission: str | os.PathLike, source: str | os.PathLike | No
                     left = timeout - (time.monotonic() - start)
                     if left < 1:
                         stopped = {"status": "timeout",
-                                   "reason": f"the run reached its {timeout:g} s limit before cell {i}"}
+                                   "reason": f"the run reached its {timeout:g} s limit before {_label(i, cell)}"}
                         break
                     client.timeout = int(min(cell_timeout, left))
                     try:
                         client.execute_cell(cell, i)
                     except DeadKernelError:
                         stopped = {"status": "error",
-                                   "reason": f"the kernel died while running cell {i}"}
+                                   "reason": f"the kernel died while running {_label(i, cell)}"}
                         break
                     except Exception as e:  # a lost kernel connection: grade what ran
                         stopped = {"status": "error",
-                                   "reason": f"cell {i} could not run ({type(e).__name__}: {e})"[:200]}
+                                   "reason": f"{_label(i, cell)} could not run ({type(e).__name__}: {e})"[:200]}
                         break
                     if replies.get(i, {}).get("ename") == _TIMEOUT_NAME and i not in tests:
-                        notes.append(f"cell {i} ran past its time limit and was interrupted")
+                        notes.append(f"{_label(i, cell)} ran past its time limit and was interrupted")
         except Exception as e:  # starting or stopping the kernel failed
             if not replies and not stopped:  # nothing ran: the grader's machine, not the submission
                 raise MdlearnError(f"could not start a python3 kernel to grade {submission}: "
@@ -491,7 +508,10 @@ def grade_notebook(submission: str | os.PathLike, source: str | os.PathLike | No
         if stopped:
             notes.append(stopped["reason"])
         if executed is not None:
-            nbformat.write(run, str(executed))
+            try:
+                nbformat.write(run, str(executed))
+            except OSError as e:
+                notes.append(f"could not write the executed notebook {executed} ({e.strerror})")
 
     results: dict[str, QuestionResult] = {}
     cells_of: dict[str, list[int]] = {}
@@ -510,7 +530,8 @@ def grade_notebook(submission: str | os.PathLike, source: str | os.PathLike | No
                 continue
             status = ("timeout" if content.get("ename") == _TIMEOUT_NAME else
                       "failed" if content.get("ename") == "AssertionError" else "error")
-            r = QuestionResult(0, q.points, status, _reason(content))
+            r = QuestionResult(0, q.points, status,
+                               content.get("evalue", "") if status == "timeout" else _reason(content))
             break
         results[q.id] = r
     return GradeReport(assignment.name, str(submission), str(assignment.path), preset, results, notes,
