@@ -60,7 +60,7 @@ def test_every_chapter_from_2_on_has_a_graded_question():
     for p in CHAPTERS:
         a = read_assignment(p)
         assert all(q.id.startswith(f"ch{int(p.name[:2])}-") for q in a.questions), p.name
-        assert all(BEGIN_HIDDEN in q.source for q in a.questions), "each question has hidden tests"
+        assert all(any(BEGIN_HIDDEN in s for s in q.sources) for q in a.questions), "hidden tests"
 
 
 def test_build_writes_student_and_autograder_copies(kit):
@@ -96,8 +96,8 @@ def test_student_notebook_leaks_no_solution_or_hidden_test(kit, path):
     # the visible tests are kept, word for word, and each solution is a stub
     a = read_assignment(path)
     for q in a.questions:
-        visible = q.source.split(BEGIN_HIDDEN)[0].rstrip()
-        assert visible in text
+        for test in q.sources:
+            assert test.split(BEGIN_HIDDEN)[0].rstrip() in text
     assert _text(student, "code").count("raise NotImplementedError()") == len(_regions(source, BEGIN_SOLUTION, END_SOLUTION))
 
 
@@ -162,9 +162,9 @@ DOUBLE = "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END 
 DOUBLE_TEST = ("# grade: t-double, 2 points\nassert double(2) == 4\n"
                "### BEGIN HIDDEN TESTS\nassert double(-3) == -6\n### END HIDDEN TESTS")
 SQUARE = "def square(x):\n    ### BEGIN SOLUTION\n    return x * x\n    ### END SOLUTION"
-SQUARE_TEST = ("# grade: t-square, 3 points\nassert square(3) == 9\n"
-               "### BEGIN HIDDEN TESTS\nassert square(-4) == 16\nassert preset == 'smoke'\n"
-               "### END HIDDEN TESTS")
+SQUARE_TEST = "# grade: t-square, 3 points\nassert square(3) == 9"
+SQUARE_HIDDEN = ("# grade: t-square, 3 points\n# more tests when graded\n### BEGIN HIDDEN TESTS\n"
+                 "assert square(-4) == 16\nassert preset == 'smoke'\n### END HIDDEN TESTS")
 
 
 def _notebook(path: Path, *sources: str, tagged: bool = True) -> Path:
@@ -182,7 +182,7 @@ def _notebook(path: Path, *sources: str, tagged: bool = True) -> Path:
 
 @pytest.fixture()
 def teacher(tmp_path) -> Path:
-    return _notebook(tmp_path / "teacher.ipynb", DOUBLE, DOUBLE_TEST, SQUARE, SQUARE_TEST)
+    return _notebook(tmp_path / "teacher.ipynb", DOUBLE, DOUBLE_TEST, SQUARE, SQUARE_TEST, SQUARE_HIDDEN)
 
 
 def _submit(tmp_path: Path, teacher: Path, edit) -> Path:
@@ -219,7 +219,8 @@ def test_unbalanced_markers_name_the_cell(source, message):
 @pytest.mark.parametrize("cells, index, message", [
     ([DOUBLE.replace("    ### END SOLUTION", "")], 2, "'### BEGIN SOLUTION' on line 2 is never closed"),
     ([DOUBLE_TEST.replace("2 points", "two points")], 2, "malformed grade line"),
-    ([DOUBLE_TEST, DOUBLE_TEST], 3, "question 't-double' is graded twice (also cell 2)"),
+    ([DOUBLE_TEST, DOUBLE_TEST.replace("2 points", "3 points")], 3,
+     "question 't-double' is worth 3 points here but 2 in cell 2"),
     (["# grade: t-x, 1 point\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION"], 2,
      "a solution cannot sit in a '# grade:' test cell"),
     (["x = 1\n# grade: t-x, 1 point"], 2, "'# grade:' must be the first line"),
@@ -258,8 +259,9 @@ def test_hidden_and_edited_tests_still_grade(tmp_path, teacher):
     def edit(cells):
         _solve(cells, "double", "return 4")  # passes the visible test only
         _solve(cells, "square", "return x * abs(x)")  # wrong for negatives
-        test = next(c for c in cells if c.source.startswith("# grade: t-square"))
-        test.source = "# grade: t-square, 3 points\npass"  # an emptied test cell
+        tests = [c for c in cells if c.source.startswith("# grade: t-square")]
+        tests[0].source = "# grade: t-square, 3 points\npass"  # an emptied test cell
+        cells.remove(tests[1])  # and the (empty) hidden test cell deleted
 
     report = grade_notebook(_submit(tmp_path, teacher, edit), source=teacher)
     assert report.points == 0
@@ -304,11 +306,11 @@ def test_endless_loops_time_out(tmp_path, teacher):
     def edit(cells):
         _solve(cells, "double", "while True:\n        pass")  # interrupted at the cell limit
         _solve(cells, "square", "return x * x")
-        # a cell that swallows the interrupt: the total limit ends the run
-        cells.append(nbformat.v4.new_code_cell(
+        # before the t-square tests, a cell that swallows the interrupt: the total limit ends the run
+        at = next(i for i, c in enumerate(cells) if c.source.startswith("# grade: t-square"))
+        cells.insert(at, nbformat.v4.new_code_cell(
             "import time\nwhile True:\n    try:\n        time.sleep(1)\n"
             "    except KeyboardInterrupt:\n        pass"))
-        cells.append(nbformat.v4.new_code_cell("# grade: t-square, 3 points"))  # graded again
 
     report = grade_notebook(_submit(tmp_path, teacher, edit), source=teacher, cell_timeout=4,
                             timeout=10)

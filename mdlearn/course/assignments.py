@@ -8,7 +8,8 @@ exercise is written in plain text inside code cells, so the marks survive Colab 
   of a code cell;
 * the cell that grades it starts with the line ``# grade: <question-id>, <N> points`` (an id such
   as ``ch2-sync-rule``); its visible tests are ordinary code and its hidden tests sit between
-  ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS``.
+  ``### BEGIN HIDDEN TESTS`` and ``### END HIDDEN TESTS``. Long tests may continue in further
+  cells that start with the same line (the question passes if all of them run).
 
 :func:`build_assignments` writes, per chapter, the student notebook (each solution replaced by a
 stub that raises ``NotImplementedError``, hidden tests removed, visible tests kept) and a private
@@ -20,7 +21,8 @@ the file and the cell rather than nbgrader's bare ``RuntimeError``.
 :func:`grade_notebook` runs a submitted notebook in a fresh kernel with a time limit per cell and
 in total, after putting the instructor's test cells (visible *and* hidden tests) back in place of
 the student's by question id, so that editing or emptying a test cell changes nothing; a deleted
-test cell scores 0 as ``missing``. Each question scores its full points if its test cell ran
+test cell scores 0 as ``missing`` (when some of a question's test cells are left, all are
+restored). Each question scores its full points if its test cell ran
 without an error, else 0. A kernel that dies or a cell that never ends costs the questions not
 yet graded, never the grader.
 
@@ -68,12 +70,16 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 @dataclass(frozen=True)
 class Question:
-    """One graded question of a chapter: its id, points and the instructor's test cell."""
+    """One graded question of a chapter: its id, points and the instructor's test cells.
+
+    A question's tests may span several cells (each starting with the same ``# grade:`` line),
+    so that no cell grows long, e.g. the visible tests in one and the hidden ones in the next.
+    """
 
     id: str
     points: int
-    cell: int  # index of the test cell in the instructor notebook
-    source: str  # the whole test cell, hidden tests included
+    cells: tuple[int, ...]  # indices of the test cells in the instructor notebook
+    sources: tuple[str, ...]  # the whole test cells, hidden tests included
 
 
 @dataclass(frozen=True)
@@ -214,12 +220,12 @@ def read_assignment(path: str | os.PathLike) -> Assignment:
     """Read and check a chapter (or a copy of one) as an assignment.
 
     Raises :class:`FormatError` naming the file and cell for unbalanced or misplaced markers, a
-    malformed ``# grade:`` line, a question id used twice or marker words in a markdown cell.
+    malformed ``# grade:`` line, one question given two different point values or marker words
+    in a markdown cell.
     """
     path = Path(path)
     nb = _read_notebook(path, "chapter")
-    questions: list[Question] = []
-    seen: dict[str, int] = {}
+    found: dict[str, list] = {}  # id -> [points, cells, sources]
     for i, cell in enumerate(nb.cells):
         src = _source(cell)
         where = _where(path, i, cell)
@@ -232,11 +238,14 @@ def read_assignment(path: str | os.PathLike) -> Assignment:
         check_marked_cell(src, path, i, grade_cell=header is not None, cell=cell)
         if header:
             qid, points = header
-            if qid in seen:
-                raise FormatError(f"{where}: question {qid!r} is graded twice (also cell {seen[qid]})")
-            seen[qid] = i
-            questions.append(Question(qid, points, i, src))
-    return Assignment(path, path.stem, tuple(questions))
+            entry = found.setdefault(qid, [points, [], []])
+            if entry[0] != points:
+                raise FormatError(f"{where}: question {qid!r} is worth {points} points here but "
+                                  f"{entry[0]} in cell {entry[1][0]}")
+            entry[1].append(i)
+            entry[2].append(src)
+    questions = tuple(Question(qid, p, tuple(cells), tuple(srcs)) for qid, (p, cells, srcs) in found.items())
+    return Assignment(path, path.stem, questions)
 
 
 # ------------------------------------------------------------------------------ building
@@ -391,15 +400,23 @@ def _prepare_run(nb, assignment: Assignment, preset: str | None, notes: list[str
 
     run = copy.deepcopy(nb)
     by_id = {q.id: q for q in assignment.questions}
-    tests: dict[int, str] = {}
-    for i, cell in enumerate(run.cells):
+    cells, tests, placed = [], {}, set()
+    for cell in run.cells:
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
             first = _source(cell).split("\n")[0].rstrip()
-            m = _GRADE.match(first) or re.match(r"^# grade: (?P<id>[a-z0-9][a-z0-9-]*)\b", first)
+            m = re.match(r"^# grade: (?P<id>[a-z0-9][a-z0-9-]*)\b", first)
             if m and m["id"] in by_id:
-                cell.source = by_id[m["id"]].source
-                tests[i] = m["id"]
+                # where the student's first test cell of a question is, all of the instructor's
+                # test cells of it go; the student's other copies are dropped
+                if m["id"] not in placed:
+                    placed.add(m["id"])
+                    for src in by_id[m["id"]].sources:
+                        tests[len(cells)] = m["id"]
+                        cells.append(nbformat.v4.new_code_cell(src))
+                continue
+        cells.append(cell)
+    run.cells = cells
     if preset is not None:
         if preset not in PRESETS:
             raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
