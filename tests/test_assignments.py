@@ -339,3 +339,21 @@ def test_student_notebook_of_a_fixture(teacher):
     assert "assert double(2) == 4" in text
     assert _text(nb, "code").count("raise NotImplementedError()") == 2
     assert copy.deepcopy(nb).metadata["mdlearn"]["questions"] == {"t-double": 2, "t-square": 3}
+
+
+def test_build_cli_refuses_what_it_must(tmp_path, capsys):
+    out = tmp_path / "kit"
+    assert main(["assignments", "build", "--chapters", "4", "--out", str(out)]) == 0
+    assert "04_scale_invariant_error: 1 question(s)" in capsys.readouterr().out
+    assert sorted(p.name for p in (out / "student").iterdir()) == ["04_scale_invariant_error.ipynb"]
+    assert main(["assignments", "build", "--chapters", "4", "--out", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["assignments", "build", "--chapters", "3", "--out", str(out), "--overwrite"]) == 0
+    assert sorted(p.name for p in (out / "student").iterdir()) == ["03_depth_from_a_laser_scanner.ipynb"]
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    assert main(["assignments", "build", "--out", str(other), "--overwrite"]) == 2
+    assert (other / "notes.txt").read_text() == "keep me"
+    assert main(["assignments", "build", "--chapters", "1", "--out", str(tmp_path / "k1")]) == 2
+    assert "no graded questions" in capsys.readouterr().err
