@@ -326,6 +326,10 @@ def test_unreadable_or_anonymous_submission(tmp_path, teacher, capsys):
     junk.write_text("{not json")
     assert main(["assignments", "grade", str(junk), "--source", str(teacher)]) == 1
     assert capsys.readouterr().err.startswith(f"mdlearn: error: {junk}: not a readable notebook")
+    junk.write_text('{"nbformat": 4, "nbformat_minor": 5, "metadata": {}, "cells": [{"cell_type": "code"}]}')
+    assert main(["assignments", "grade", str(junk), "--source", str(teacher)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"mdlearn: error: {junk}: not a readable notebook") and err.count("\n") == 1
     anonymous = _notebook(tmp_path / "homework.ipynb", DOUBLE)
     assert main(["assignments", "grade", str(anonymous)]) == 2
     assert "no assignment id" in capsys.readouterr().err

@@ -209,11 +209,14 @@ def _read_notebook(path: str | os.PathLike, what: str):
     import nbformat
 
     try:
-        return nbformat.read(str(path), as_version=4)
+        nb = nbformat.read(str(path), as_version=4)
+        nbformat.validate(nb, relax_add_props=True)
+        return nb
     except FileNotFoundError:
         raise UsageError(f"{path}: no such {what}") from None
-    except (OSError, ValueError, KeyError, AttributeError, TypeError) as e:
-        raise FormatError(f"{path}: not a readable notebook ({type(e).__name__}: {e})"[:300]) from None
+    except Exception as e:  # unreadable JSON, not a notebook, a broken cell: never a traceback
+        first = str(e).strip().split("\n")[0]
+        raise FormatError(f"{path}: not a readable notebook ({type(e).__name__}: {first})"[:300]) from None
 
 
 def read_assignment(path: str | os.PathLike) -> Assignment:
