@@ -204,6 +204,34 @@ def _cmd_book_check(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+# ------------------------------------------------------------------------------ assignments
+
+
+def _cmd_assignments_build(args: argparse.Namespace) -> int:
+    from .course.assignments import build_assignments, read_manifest_summary
+
+    out = build_assignments(args.out, chapters=args.chapters, overwrite=args.overwrite)
+    print(read_manifest_summary(out))
+    return 0
+
+
+def _cmd_assignments_grade(args: argparse.Namespace) -> int:
+    from .course.assignments import grade_notebook, write_report
+
+    if args.out is not None and Path(args.out).is_dir():
+        raise UsageError(f"--out {args.out}: is a folder; give the JSON file to write")
+    report = grade_notebook(args.notebook, source=args.source, chapter=args.chapter,
+                            preset=None if args.preset == "own" else args.preset,
+                            timeout=args.timeout, cell_timeout=args.cell_timeout, executed=args.executed)
+    if args.out is not None:
+        try:
+            write_report(report, args.out)
+        except OSError as e:
+            raise MdlearnError(f"--out {args.out}: cannot write ({e.strerror})") from None
+    print(report.summary())
+    return 0
+
+
 # ------------------------------------------------------------------------------------ train
 
 
@@ -520,6 +548,33 @@ def build_parser() -> argparse.ArgumentParser:
     bc.add_argument("--min-scale", type=float, default=0.75,
                     help="report images shown below this fraction of their natural width (default: 0.75)")
     bc.set_defaults(func=_cmd_book_check)
+
+    asg = sub.add_parser("assignments", help="graded assignments from the chapters and their autograder")
+    asg_sub = asg.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    ab = asg_sub.add_parser("build", help="student notebooks (solutions stubbed, hidden tests removed) "
+                            "and the autograder's copies")
+    ab.add_argument("--chapters", nargs="+", default=None, metavar="N",
+                    help="chapter numbers or names (default: every chapter with graded questions)")
+    ab.add_argument("--out", required=True,
+                    help="output folder: student/ to hand out, autograder/ to keep private")
+    ab.add_argument("--overwrite", action="store_true", help="replace an earlier build in --out")
+    ab.set_defaults(func=_cmd_assignments_build)
+    ag = asg_sub.add_parser("grade", help="run a submitted notebook in a fresh kernel and score its questions "
+                            "(exit 0 whatever the score)")
+    ag.add_argument("notebook", help="the student's .ipynb")
+    ag.add_argument("--chapter", default=None,
+                    help="which assignment (number or name; default: the id stored in the notebook)")
+    ag.add_argument("--source", default=None,
+                    help="a build folder, a folder of chapters or the instructor notebook "
+                         "(default: the book's chapters)")
+    ag.add_argument("--preset", choices=(*PRESETS, "own"), default="smoke",
+                    help="run size injected into the notebook (default: smoke; own: keep the notebook's)")
+    ag.add_argument("--timeout", type=float, default=1200, help="seconds for the whole run (default: 1200)")
+    ag.add_argument("--cell-timeout", type=float, default=300,
+                    help="seconds for one cell, which is then interrupted (default: 300)")
+    ag.add_argument("--out", default=None, help="write the grades as JSON to this file")
+    ag.add_argument("--executed", default=None, help="write the executed notebook here (feedback)")
+    ag.set_defaults(func=_cmd_assignments_grade)
     return p
 
 

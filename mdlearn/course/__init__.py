@@ -1,4 +1,5 @@
-"""The course machinery: chapter presets, running chapters with papermill, building the book.
+"""The course machinery: chapter presets, running chapters with papermill, building the book,
+assignments and their autograder.
 
 Kept apart from the library a researcher imports (:mod:`mdlearn.data`, :mod:`mdlearn.losses`,
 ...): nothing outside :mod:`mdlearn.course` and :mod:`mdlearn.cli` imports it.
