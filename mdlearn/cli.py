@@ -237,7 +237,7 @@ def _cmd_assignments_grade(args: argparse.Namespace) -> int:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     from . import recipes
-    from .runs import PRESET_RECIPES, train_run
+    from .runs import PRESET_RECIPES, data_family, train_run
 
     over = {}
     for item in args.set:
@@ -245,15 +245,13 @@ def _cmd_train(args: argparse.Namespace) -> int:
         if not sep:
             raise UsageError(f"--set expects FIELD=VALUE, got {item!r}")
         over[key.strip()] = _literal(value)
-    if args.dataset is not None:
+    family = data_family(args.dataset, args.data)
+    if args.dataset is not None and args.dataset not in PRESET_RECIPES:  # a named dataset, not a family
         from .datasets import get_dataset
 
         get_dataset(args.dataset)  # a clear error for an unknown name
         over["dataset"] = args.dataset
-    recipe = recipes.get_recipe(PRESET_RECIPES[args.preset], **over)
-    if recipe.family != "nyu":
-        raise UsageError(f"recipe {recipe.name!r} is for {recipe.family}; mdlearn train handles the NYU family "
-                         "(NYU sync layout folders and the indoor worlds) so far")
+    recipe = recipes.get_recipe(PRESET_RECIPES[family][args.preset], **over)
     out = Path(args.out) if args.out else Path("runs") / f"{recipe.name}-{args.stage}"
     final = train_run(out, recipe, args.stage, data_root=args.data, init=args.init, resume=args.resume,
                       checkpoint_every=args.checkpoint_every, progress=not args.quiet, device=args.device)
@@ -269,6 +267,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 
     from .assess import evaluate_network
     from .evaluation import PROTOCOLS
+    from .runs import init_distributed
 
     if args.protocol not in PROTOCOLS:
         raise UsageError(f"unknown protocol {args.protocol!r}; known: {', '.join(PROTOCOLS)}")
@@ -285,14 +284,27 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         if not name:
             raise UsageError(f"{args.checkpoint}: records no dataset; pass --data DIR or --dataset NAME")
         data = ensure_dataset(name, progress=not args.quiet)
+        if name.startswith("kitti"):  # the drives' sparse depth, as chapter 3 prepares it
+            from .data.kitti_prepare import ensure_prepared
+
+            data = ensure_prepared(data, data.with_name(f"{data.name}-prepared"), progress=not args.quiet)
+    rank, world = init_distributed()  # under torchrun: each process evaluates its share of the images
+    device = args.device
+    if world > 1 and device is None:
+        import torch
+
+        device = f"cuda:{torch.cuda.current_device()}" if torch.cuda.is_available() else "cpu"
     ev = evaluate_network(args.checkpoint, data, args.protocol, split=args.split, scale=args.scale,
-                          device=args.device, progress=not args.quiet)
+                          device=device, progress=not args.quiet)
+    if rank != 0:  # every process holds the merged result; process 0 reports and writes
+        return 0
     print(ev.result)
     ci = ev.result.confidence_intervals(1000, 0.95, seed=0)
     print("95 % bootstrap intervals over test images: "
           + ", ".join(f"{k} {lo:.3f}-{hi:.3f}" for k, (lo, hi) in ci.items()))
     print(f"{100 * ev.region_in_crop:.1f} % of the network region lies inside the protocol's crop "
-          f"(the paper: 86 % on NYU); ground truth: {ev.ground_truth}")
+          f"(the paper: 86 % on NYU); ground truth: {ev.ground_truth}"
+          + (f"; {ev.missing_ground_truth} listed images have none" if ev.missing_ground_truth else ""))
     if out is not None:
         from .jobs import write_json_atomically
 
@@ -486,8 +498,11 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--stage", choices=("coarse", "fine"), required=True)
     tr.add_argument("--preset", choices=PRESETS, default="book",
                     help="smoke, book or full (the paper's recipe); default book")
-    tr.add_argument("--dataset", default=None, help="a named dataset of `mdlearn data list` (default: the preset's)")
-    tr.add_argument("--data", default=None, help="a dataset folder in the NYU sync layout (instead of --dataset)")
+    tr.add_argument("--dataset", default=None,
+                    help="nyu, kitti, or a named dataset of `mdlearn data list` (default: the preset's NYU one, or the "
+                         "family of the --data folder)")
+    tr.add_argument("--data", default=None,
+                    help="a dataset folder: the NYU sync layout, or a `prepare kitti-raw` output (KITTI)")
     tr.add_argument("--init", default=None, help="fine stage: the coarse checkpoint or finished coarse run folder")
     tr.add_argument("--out", default=None, help="run folder (default: runs/RECIPE-STAGE)")
     tr.add_argument("--resume", action="store_true", help="continue the unfinished run in --out exactly")
@@ -500,7 +515,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ev = sub.add_parser("evaluate", help="a checkpoint on a test set at full resolution under a protocol (Chapter 9)")
     ev.add_argument("--checkpoint", required=True, help="a trained mdlearn checkpoint (.pt)")
-    ev.add_argument("--data", default=None, help="a dataset folder in the NYU sync layout")
+    ev.add_argument("--data", default=None,
+                    help="the test set: an NYU sync-layout folder, or a `prepare kitti-raw` output (KITTI)")
     ev.add_argument("--dataset", default=None, help="a named dataset (default: the checkpoint's training set)")
     ev.add_argument("--protocol", default="nyu_paper", help="a protocol of mdlearn.evaluation (default: nyu_paper)")
     ev.add_argument("--split", default="test", help="which split's list to evaluate (default: test)")

@@ -299,19 +299,37 @@ class EvalProtocol:
         masks_it = masks if masks is not None else _nones()
         n_images = 0
         for p, t, m in zip(preds, targets, masks_it):
-            y, ys, s = self.prepare(p, t, m, scale=set_scale)
+            s = self.update(acc, p, t, m, scale=set_scale)
             n_images += 1
-            if y.size == 0:
-                if not allow_empty:
-                    raise UsageError(f"protocol {self.name}: image {n_images - 1} has no valid pixel inside the crop "
-                                     f"and the range {self.min_depth:g} < gt < {self.max_depth:g}")
-                acc.n_empty += 1
-                continue
-            acc.add_pixels(y, ys)
-            scales.append(s)
+            if s is not None:
+                scales.append(s)
         if n_images == 0:
             raise UsageError("no images to evaluate")
-        return EvalResult(self, acc.compute(), len(acc), acc.n_pixels, acc.n_empty, np.array(scales),
+        return self.result(acc, scales)
+
+    def update(self, acc: MetricAccumulator, pred_depth, target_depth, mask=None,
+               scale: float | None = None) -> float | None:
+        """Add one image to ``acc`` under this protocol (:meth:`prepare`, then its statistics).
+
+        Returns the image's scale, or ``None`` for an image without a valid pixel (counted in
+        ``acc.n_empty`` if ``acc.allow_empty``, else a :class:`~mdlearn.errors.UsageError`). The
+        streaming form of :meth:`evaluate`: several accumulators filled from disjoint parts of a
+        test set and merged (:meth:`MetricAccumulator.add_statistics`) give the same
+        :meth:`result` as one (Chapter 9, distributed evaluation).
+        """
+        y, ys, s = self.prepare(pred_depth, target_depth, mask, scale=scale)
+        if y.size == 0:
+            if not acc.allow_empty:
+                raise UsageError(f"protocol {self.name}: image {len(acc) + acc.n_empty} has no valid pixel inside the "
+                                 f"crop and the range {self.min_depth:g} < gt < {self.max_depth:g}")
+            acc.n_empty += 1
+            return None
+        acc.add_pixels(y, ys)
+        return s
+
+    def result(self, acc: MetricAccumulator, scales: Sequence[float] = ()) -> "EvalResult":
+        """The :class:`EvalResult` of a filled accumulator (``scales``: those :meth:`update` returned)."""
+        return EvalResult(self, acc.compute(), len(acc), acc.n_pixels, acc.n_empty, np.array(scales, dtype=np.float64),
                           acc.per_image(), acc)
 
     # -- reporting ------------------------------------------------------------------------------------

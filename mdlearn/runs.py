@@ -32,12 +32,49 @@ from typing import Any
 from .errors import MdlearnError, UsageError
 from .jobs import write_json_atomically
 
-__all__ = ["RUN_FORMAT", "PRESET_RECIPES", "train_run", "run_config", "init_distributed"]
+__all__ = ["RUN_FORMAT", "PRESET_RECIPES", "train_run", "run_config", "init_distributed", "data_family",
+           "check_data_folder"]
 
 #: The ``format`` entry of a run's ``config.json``.
 RUN_FORMAT = "mdlearn-run"
-#: Which recipe of :mod:`mdlearn.recipes` each preset trains.
-PRESET_RECIPES = {"smoke": "smoke", "book": "book", "full": "paper"}
+#: Which recipe of :mod:`mdlearn.recipes` each preset trains, per dataset family.
+PRESET_RECIPES = {"nyu": {"smoke": "smoke", "book": "book", "full": "paper"},
+                  "kitti": {"smoke": "kitti-smoke", "book": "kitti-book", "full": "kitti-paper"}}
+
+_NYU_LAYOUT = ("a folder in the NYU sync layout (<split>_files_with_gt.txt, or the files_with_gt.txt of "
+               "`mdlearn prepare nyu-raw`, listing RGB / depth pairs)")
+
+
+def data_family(dataset: str | None = None, data: str | os.PathLike | None = None) -> str:
+    """``"nyu"`` or ``"kitti"``: the family ``--dataset`` names (``nyu``, ``kitti`` or a named
+    dataset: ``kitti-raw-*`` are KITTI), else the one the ``--data`` folder holds (a
+    ``prepare kitti-raw`` output is KITTI), else NYU (Chapter 8)."""
+    if dataset is not None:
+        return "kitti" if dataset == "kitti" or dataset.startswith("kitti-") else "nyu"
+    if data is not None:
+        from .data.kitti_dataset import is_prepared_folder
+
+        return "kitti" if is_prepared_folder(data) else "nyu"
+    return "nyu"
+
+
+def check_data_folder(family: str, root: str | os.PathLike, split: str = "train") -> None:
+    """Fail early, before anything is written, when ``root`` is not a ``family`` dataset folder with
+    a ``split`` list: one :class:`~mdlearn.errors.UsageError` line saying what was expected."""
+    from .data.kitti_dataset import is_prepared_folder, prepared_dataset
+
+    root = Path(root)
+    if family == "kitti":
+        prepared_dataset(root, split)  # raises the UsageError naming the expected layout
+        return
+    if is_prepared_folder(root):
+        raise UsageError(f"{root}: a KITTI depth folder (prepare kitti-raw), but the network is for NYU; expected "
+                         f"{_NYU_LAYOUT}")
+    if not root.is_dir():
+        raise UsageError(f"{root}: no such folder; expected {_NYU_LAYOUT}")
+    lists = [root / f"{split}_files_with_gt.txt"] + ([root / "files_with_gt.txt"] if split == "train" else [])
+    if not any(f.is_file() for f in lists):
+        raise UsageError(f"{root}: no {' or '.join(f.name for f in lists)}; expected {_NYU_LAYOUT}")
 
 
 def run_config(recipe, stage: str, data_root: Path, init: Path | None) -> dict[str, Any]:
@@ -91,6 +128,19 @@ def init_distributed() -> tuple[int, int]:
     return dist.get_rank(), dist.get_world_size()
 
 
+def _loader_options(device: str | None) -> dict[str, Any]:
+    """``DataLoader`` settings that keep an accelerator fed: on CUDA, worker processes (up to 4,
+    one core left to the main process) decode and augment while the GPU computes, into pinned
+    memory (copied asynchronously by the trainer's ``non_blocking`` transfers); on the CPU the
+    main process does it (workers would compete with the model for the same cores)."""
+    from .runtime import default_device
+
+    if default_device(device).type != "cuda":
+        return {"num_workers": 0, "pin_memory": False}
+    workers = max(0, min(4, (os.cpu_count() or 1) - 1))
+    return {"num_workers": workers, "pin_memory": True, "persistent_workers": workers > 0}
+
+
 def _barrier(world: int) -> None:
     if world > 1:
         import torch.distributed as dist
@@ -107,13 +157,15 @@ def train_run(out: str | os.PathLike, recipe, stage: str, *, data_root: str | os
         out: the run folder: new (or empty), or, with ``resume``, a run of the same configuration.
         recipe: a :class:`mdlearn.recipes.Recipe`.
         stage: ``"coarse"`` or ``"fine"`` (which needs ``init``).
-        data_root: a dataset folder in the NYU sync layout (default: the recipe's named dataset).
+        data_root: a dataset folder of the recipe's family (default: the recipe's named dataset): NYU
+            sync layout, or for KITTI a ``prepare kitti-raw`` output.
         init: the coarse stage's checkpoint, or its finished run folder (fine stage).
         checkpoint_every: optimiser steps between writes of ``last.pt``.
 
     Raises:
         UsageError: ``out`` holds something else, or a run of another configuration, or is a
-            finished run; a fine stage without ``init``; a missing ``init``.
+            finished run; a fine stage without ``init``; a missing ``init`` or one of another
+            architecture or dataset; a data folder in the wrong layout. Nothing is written then.
         MdlearnError: ``resume`` without a run in ``out``; unreadable checkpoints.
     """
     from torch.utils.tensorboard import SummaryWriter
@@ -146,7 +198,8 @@ def train_run(out: str | os.PathLike, recipe, stage: str, *, data_root: str | os
     config = run_config(recipe, stage, root, init_path)
     cfg_file = out / "config.json"
     final, last = out / "checkpoints" / "final.pt", out / "checkpoints" / "last.pt"
-    if cfg_file.is_file():
+    new_run = not cfg_file.is_file()
+    if not new_run:
         try:
             old = json.loads(cfg_file.read_text())
         except (OSError, ValueError) as e:
@@ -165,21 +218,26 @@ def train_run(out: str | os.PathLike, recipe, stage: str, *, data_root: str | os
             raise MdlearnError(f"{out}: no run to resume (no config.json)")
         if out.exists() and any(out.iterdir()):
             raise UsageError(f"{out}: exists and is not an mdlearn run; choose a new or empty --out")
+    check_data_folder(recipe.family, root, "train")
+
+    model = recipes.build(recipe)
+    if init_path is not None:
+        try:
+            load_model_weights(model, init_path)
+        except MdlearnError as e:  # another architecture or dataset: a misuse, named on one line
+            raise UsageError(f"--init {e}") from None
+    elif stage == "coarse":
+        recipes.init_coarse_bias(model, recipe, root)
+    data = recipes.training_data(recipe, "train", root, progress=progress)
+    loader = make_loader(data, micro, seed=recipe.seed, **_loader_options(device))
+    kind = recipe.optimizer
+    opt = make_optimizer(model, stage, kind, **({"adam_lr": recipe.lr} if kind == "adam" else {"lr_scale": recipe.lr}))
+    if new_run:  # everything is set up: only now the run folder is created
         _barrier(world)  # every process has checked before process 0 creates the run
         if rank == 0:
             (out / "checkpoints").mkdir(parents=True, exist_ok=True)
             write_json_atomically(cfg_file, config)
     _barrier(world)
-
-    model = recipes.build(recipe)
-    if init_path is not None:
-        load_model_weights(model, init_path)
-    elif stage == "coarse":
-        recipes.init_coarse_bias(model, recipe, root)
-    data = recipes.training_data(recipe, "train", root, progress=progress)
-    loader = make_loader(data, micro, seed=recipe.seed)
-    kind = recipe.optimizer
-    opt = make_optimizer(model, stage, kind, **({"adam_lr": recipe.lr} if kind == "adam" else {"lr_scale": recipe.lr}))
     samples = recipe.coarse_samples if stage == "coarse" else recipe.fine_samples
     scheduler = recipes.make_scheduler(opt, recipe.schedule, -(-samples // recipe.batch_size))
     tcfg = TrainConfig(stage=stage, samples=samples, batch_size=recipe.batch_size, lam=recipe.lam, seed=recipe.seed,

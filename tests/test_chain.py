@@ -39,3 +39,47 @@ def test_nyu_raw_dumps_to_table_1_numbers(tmp_path, monkeypatch, small_dataset, 
     assert result["protocol"] == "nyu_paper@120x160" and result["ground_truth"] == "filled"
     assert all(math.isfinite(v) for v in result["metrics"].values()) and result["pixels"] > 0
     assert "finished fine stage" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_kitti_raw_drives_to_eigen_split_numbers(tmp_path, monkeypatch, capsys):
+    """Synthetic raw drives -> ``prepare kitti-raw`` -> train coarse + fine (smoke) -> evaluate kitti_eigen."""
+    from mdlearn.synthetic.kitti_raw import KittiRawSpec, write_kitti_raw
+    from mdlearn.train import read_checkpoint
+
+    monkeypatch.setenv("MDLEARN_DATA", str(tmp_path / "data"))
+    raw, depth = tmp_path / "raw", tmp_path / "kitti"
+    # two drives: the first is the training drive (both cameras), the last the test drive (left camera)
+    write_kitti_raw(raw, KittiRawSpec(drives=2, frames_per_drive=3, seed=3, resolution=0.25, azimuth_steps=500),
+                    workers=1, progress=False)
+    assert main(["prepare", "kitti-raw", str(raw), str(depth), "--workers", "1", "--quiet"]) == 0
+    # one test frame loses its depth map: evaluate counts it instead of failing or skipping it silently
+    test_drive = (raw / "splits" / "test_files.txt").read_text().split()[0]
+    (depth / test_drive / "proj_depth" / "camz_time" / "image_02" / "0000000001.png").unlink()
+    common = ["--preset", "smoke", "--data", str(depth), "--quiet", "--device", "cpu", "--set", "coarse_samples=8",
+              "--set", "fine_samples=8"]
+    assert main(["train", "--stage", "coarse", "--out", str(tmp_path / "c"), *common]) == 0
+    assert main(["train", "--stage", "fine", "--init", str(tmp_path / "c"), "--out", str(tmp_path / "f"),
+                 *common]) == 0
+    final = tmp_path / "f" / "checkpoints" / "final.pt"
+    state = read_checkpoint(final)
+    assert state["meta"]["recipe"]["name"] == "kitti-smoke" and state["arch"]["dataset"] == "kitti"
+    assert state["arch"]["input_size"] == [192, 57] and state["arch"]["fine_rows"] < 57  # the bottom rows
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", "--checkpoint", str(final), "--data", str(depth), "--protocol", "kitti_eigen",
+                 "--out", str(out), "--quiet", "--device", "cpu"]) == 0
+    result = json.loads(out.read_text())
+    assert result["protocol"] == "kitti_eigen" and result["scale"] == "fine" and result["ground_truth"] == "camz_time"
+    assert result["frames_without_ground_truth_file"] == 1
+    assert result["images"] + result["images_without_ground_truth"] == 3  # the test drive's frames, left camera
+    assert "ground truth camz_time (prepare kitti-raw)" in result["card"] and "1 of them without" in result["card"]
+    assert "697" not in result["card"]  # the card names the data evaluated, not the real Eigen split
+    assert all(math.isfinite(v) for v in result["metrics"].values()) and result["pixels"] > 0
+    assert 0 < result["network_region_inside_crop"] <= 1
+    capsys.readouterr()
+    # the other dataset's protocol or data: one line, exit 2
+    for argv, fragment in [(["--data", str(depth), "--protocol", "nyu_paper"], "is for NYU test sets"),
+                           (["--data", str(raw), "--protocol", "kitti_eigen"], "run `mdlearn prepare kitti-raw")]:
+        assert main(["evaluate", "--checkpoint", str(final), *argv, "--quiet", "--device", "cpu"]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and fragment in err[0], err

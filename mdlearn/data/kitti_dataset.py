@@ -33,7 +33,7 @@ from .kitti_prepare import depth_path
 from .sample import CameraIntrinsics, dataset_repr, make_sample
 
 __all__ = ["KittiDepthDataset", "ground_truth_path", "missing_ground_truth", "GT_TAGS", "KITTI_SPLITS",
-           "KITTI_MAX_RANGE"]
+           "KITTI_MAX_RANGE", "prepared_dataset", "is_prepared_folder", "PREPARED_LAYOUT"]
 
 #: The ground truth a :class:`KittiDepthDataset` can read: ``prepare kitti-raw``'s
 #: ``<variant>_<rule>`` folders and the official ``annotated`` maps.
@@ -44,6 +44,10 @@ KITTI_SPLITS = ("all", "train", "val", "test", "list")
 #: The HDL-64E's range (metres): a stored depth beyond it is a map in another encoding (a
 #: :class:`~mdlearn.errors.FormatError` naming the file), not a measurement.
 KITTI_MAX_RANGE = 120.0
+
+#: What ``mdlearn train`` / ``evaluate`` expect as a KITTI ``--data`` folder.
+PREPARED_LAYOUT = ("the output folder of `mdlearn prepare kitti-raw RAW_DIR OUT` (OUT/index.json names the raw "
+                   "drives, whose RAW_DIR/splits/<split>_files.txt lists the split in the Eigen format)")
 
 _GT_LAYOUT = ("prepare kitti-raw's DATE/DATE_drive_XXXX_sync/proj_depth/<variant>_<rule>/image_0X/*.png, or for "
               "'annotated' data_depth_annotated's {train,val}/DRIVE/proj_depth/groundtruth/image_0X/*.png")
@@ -190,3 +194,52 @@ class KittiDepthDataset(Dataset):
         sample = make_sample(rgb, depth, K, name=f"{d}/{c}/{f:010d}", dataset="kitti", split=self.split,
                              gt=self.variant, max_depth=self.max_depth, source=str(p))
         return self.transform(sample) if self.transform is not None else sample
+
+
+def is_prepared_folder(folder: str | os.PathLike) -> bool:
+    """Whether ``folder`` holds the output of ``mdlearn prepare kitti-raw`` (its manifest; Chapter 8)."""
+    from ..jobs import made_by
+    from .kitti_prepare import FORMAT_NAME
+
+    return made_by(folder) == FORMAT_NAME
+
+
+def prepared_dataset(folder: str | os.PathLike, split: str = "train",
+                     transform: Callable[[dict], Any] | None = None) -> KittiDepthDataset:
+    """The ``split`` of a ``prepare kitti-raw`` output as a :class:`KittiDepthDataset` (Chapters 8-9).
+
+    The folder's manifest names the raw drives (``raw_dir``) and the ground-truth variant
+    (``tag``, e.g. ``camz_time``); ``split`` is read from ``<raw_dir>/splits/<split>_files.txt``.
+    Images of the list without a depth map are left out and counted (``.missing``). This is what
+    ``mdlearn train --data`` and ``mdlearn evaluate --data`` take for the KITTI family.
+
+    Raises:
+        UsageError: (one line saying what was expected) ``folder`` is not a ``prepare kitti-raw``
+            output (KITTI raw drives themselves are named as such), its raw drives are gone, or
+            the split list is missing.
+    """
+    from ..jobs import read_manifest
+    from .kitti_prepare import FORMAT_NAME
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UsageError(f"{folder}: no such folder; expected {PREPARED_LAYOUT}")
+    try:
+        doc = read_manifest(folder, FORMAT_NAME)
+    except FormatError:
+        try:
+            raw = bool(find_drives(folder))
+        except FormatError:
+            raw = False
+        hint = (f"it holds KITTI raw drives: run `mdlearn prepare kitti-raw {folder} OUT` and pass OUT" if raw
+                else f"expected {PREPARED_LAYOUT}")
+        raise UsageError(f"{folder}: not a KITTI depth folder; {hint}") from None
+    raw_dir, tag = Path(str(doc.get("raw_dir", ""))), str(doc.get("tag", ""))
+    if tag not in GT_TAGS:
+        raise UsageError(f"{folder}/index.json: ground-truth tag {tag!r} is none of {', '.join(GT_TAGS)}")
+    if not raw_dir.is_dir():
+        raise UsageError(f"{folder}/index.json: its raw drives {raw_dir} are gone; expected {PREPARED_LAYOUT}")
+    listed = raw_dir / "splits" / f"{split}_files.txt"
+    if not listed.is_file():
+        raise UsageError(f"{listed}: no {split!r} split list; expected {PREPARED_LAYOUT}")
+    return KittiDepthDataset(raw_dir, folder, variant=tag, split=split, transform=transform)

@@ -29,7 +29,7 @@ from .formats import write_depth_png_kitti
 from .kitti import CAMERAS, STATIONARY_SPEED, RawDrive, find_drives, read_raw_calibration, read_velodyne, stationary_mask
 from .kitti_depth import CONFLICT_RULES, GT_VARIANTS, PIXEL_RULES, sparse_depth
 
-__all__ = ["prepare_kitti_raw", "depth_path", "FORMAT_NAME"]
+__all__ = ["prepare_kitti_raw", "ensure_prepared", "depth_path", "FORMAT_NAME"]
 
 FORMAT_NAME = "mdlearn-kitti-prepare"
 _CHUNK = 8  # frames per task
@@ -151,3 +151,24 @@ def prepare_kitti_raw(raw_dir: str | os.PathLike, out: str | os.PathLike, varian
                    units=[f"{k}/proj_depth/{tag}" for k in sorted(report.written + report.resumed)],
                    drives=info, **report.as_dict())
     return report
+
+
+def ensure_prepared(raw_dir: str | os.PathLike, out: str | os.PathLike, workers: int = 2,
+                    progress: bool = True) -> Path:
+    """``out`` as :func:`prepare_kitti_raw` writes it with the default settings (``camz_time``),
+    run only when it is not already a finished output of this ``raw_dir`` (Chapters 3 and 8).
+
+    Drives made by other code (another ``raw_dir`` manifest) redo every drive. Returns ``out``.
+    """
+    from ..jobs import is_current, made_by
+
+    spec = {"variant": "camz", "rule": "time", "pixel": "round", "cameras": ["image_02", "image_03"],
+            "input": input_id(raw_dir)}
+    out = Path(out)
+    if is_current(out, FORMAT_NAME, spec):
+        return out
+    report = prepare_kitti_raw(raw_dir, out, workers=workers, overwrite=made_by(out) == FORMAT_NAME,
+                               progress=progress)
+    if report.skipped:
+        raise FormatError(f"prepare kitti-raw {raw_dir} -> {out}: skipped {', '.join(sorted(report.skipped))}")
+    return out

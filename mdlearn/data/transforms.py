@@ -266,7 +266,10 @@ class BottomCrop(v2.Transform):
         return f"top_fraction={self.top_fraction}"
 
 
-def kitti_paper_input(rule: str = "auto") -> v2.Compose:
+def kitti_paper_input(rule: str = "auto", size: tuple[int, int] | None = None) -> v2.Compose:
     """The paper's KITTI input (Chapter 3): :class:`KittiPaperCrop` to 1224x368, then
-    :class:`SparseDepthResize` by 1/2 to 612x184 (the conflict ``rule`` read from ``gt`` by default)."""
-    return v2.Compose([KittiPaperCrop(), SparseDepthResize(scale=0.5, rule=rule)])
+    :class:`SparseDepthResize` by 1/2 to 612x184 (the conflict ``rule`` read from ``gt`` by default).
+    ``size = (height, width)`` resizes the crop to that size instead (the smaller training caches
+    of the book's KITTI recipes, Chapter 8)."""
+    resize = SparseDepthResize(scale=0.5, rule=rule) if size is None else SparseDepthResize(size=size, rule=rule)
+    return v2.Compose([KittiPaperCrop(), resize])
