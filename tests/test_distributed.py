@@ -122,3 +122,49 @@ def test_torchrun_two_processes_write_one_run(small_dataset, tmp_path):
     state = read_checkpoint(run / "checkpoints" / "final.pt")
     assert state["samples_seen"] == 32 and len(state["rng_ranks"]) == 2 and state["meta"]["processes"] == 2
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["final.pt", "last.pt"]
+
+
+@settings(max_examples=60, deadline=None)
+@given(n=st.integers(0, 40), world=st.integers(1, 8))
+def test_evaluation_shards_count_every_test_image_exactly_once(n, world):
+    from mdlearn.assess import shard
+
+    blocks = [list(shard(n, r, world)) for r in range(world)]
+    assert [i for b in blocks for i in b] == list(range(n))  # disjoint, complete, in order: no padding
+    assert max(map(len, blocks)) - min(map(len, blocks)) <= 1
+
+
+def _eval_worker(rank, world, tmp, ckpt, root):
+    import torch.distributed as dist
+
+    from mdlearn.assess import evaluate_network
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp}/eval-store", rank=rank, world_size=world)
+    torch.set_num_threads(1)
+    try:
+        got = {p: evaluate_network(ckpt, root, p, split="train", progress=False, device="cpu").to_json()
+               for p in ("nyu_paper", "nyu_eigen")}
+        if rank == 0:
+            torch.save(got, Path(tmp) / "eval.pt")
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_evaluate_exactly_what_one_does(small_dataset, tmp_path, monkeypatch):
+    from mdlearn import recipes
+    from mdlearn.assess import evaluate_network
+    from mdlearn.runs import train_run
+
+    root, _ = small_dataset
+    monkeypatch.setenv("MDLEARN_DATA", str(tmp_path / "data"))
+    ckpt = train_run(tmp_path / "run", recipes.get_recipe("smoke", coarse_samples=8), "coarse", data_root=root,
+                     progress=False, device="cpu")
+    one = {p: evaluate_network(ckpt, root, p, split="train", progress=False, device="cpu").to_json()
+           for p in ("nyu_paper", "nyu_eigen")}  # pooled and per-image aggregation
+    assert one["nyu_paper"]["images"] == 4  # the 2 training rooms x 2 views: one shard of 2 per process
+    mp.spawn(_eval_worker, args=(2, str(tmp_path), str(ckpt), str(root)), nprocs=2, join=True)
+    two = torch.load(tmp_path / "eval.pt", weights_only=False)
+    for p in one:
+        assert two[p].pop("processes") == 2 and one[p].pop("processes") == 1
+        assert two[p] == one[p], p  # metrics, counts, region fraction and bootstrap intervals, bit for bit
