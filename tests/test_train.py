@@ -266,35 +266,92 @@ def test_micro_batches_must_divide_the_batch(dataset):
         trainer.fit()
 
 
-SYNC_METHODS = ("item", "cpu", "tolist", "numpy", "__float__", "__int__", "__bool__")
+#: Tensor methods that read a value back to the host (a device synchronisation on CUDA / MPS):
+#: reading values, converting, printing a tensor, and indexing with a bool mask (a data-dependent shape)
+SYNC_METHODS = ("item", "cpu", "tolist", "numpy", "__array__", "__float__", "__int__", "__bool__", "__index__",
+                "__repr__", "__str__", "__format__", "nonzero")
+SYNC_FUNCTIONS = ((torch, "nonzero"), (torch, "masked_select"), (torch.cuda, "synchronize"))
 
 
-def _count_syncs(monkeypatch, dataset, steps: int, log_every: int) -> int:
+def _count_syncs(monkeypatch, dataset, steps: int, log_every: int, kind: str = "sgd", stage: str = "coarse") -> int:
     model = tiny_model()
-    trainer = Trainer(model, make_optimizer(model, "coarse", lr_scale=0.1), make_loader(dataset, 2),
-                      config(samples=2 * steps, batch_size=2, log_every=log_every), device="cpu")
+    opt = make_optimizer(model, stage, kind, lr_scale=0.1)
+    trainer = Trainer(model, opt, make_loader(dataset, 2),
+                      config(samples=2 * steps, batch_size=2, log_every=log_every, stage=stage), device="cpu")
     count = {"n": 0}
+
+    def cpu_resident(t) -> bool:
+        # non-fused Adam keeps its step counters on the CPU on every device and reads them with
+        # .item() each step: no device synchronisation
+        return any(t is st.get("step") for st in opt.state.values())
+
     with monkeypatch.context() as m:
         for name in SYNC_METHODS:
             original = getattr(torch.Tensor, name)
 
             def counted(self, *a, _original=original, **k):
-                count["n"] += 1
+                if not cpu_resident(self):
+                    count["n"] += 1
                 return _original(self, *a, **k)
 
             m.setattr(torch.Tensor, name, counted)
+        for module, name in SYNC_FUNCTIONS:
+            original = getattr(module, name)
+
+            def counted_fn(*a, _original=original, **k):
+                count["n"] += 1
+                return _original(*a, **k)
+
+            m.setattr(module, name, counted_fn)
+        getitem = torch.Tensor.__getitem__
+
+        def counted_getitem(self, index):
+            parts = index if isinstance(index, tuple) else (index,)
+            if any(isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in parts):
+                count["n"] += 1
+            return getitem(self, index)
+
+        m.setattr(torch.Tensor, "__getitem__", counted_getitem)
         trainer.fit()
     return count["n"]
 
 
 @pytest.mark.slow
-def test_the_loop_does_not_synchronise_the_host_per_step(monkeypatch, dataset):
+@pytest.mark.parametrize("kind,stage", [("sgd", "coarse"), ("adam", "fine")])  # the paper; the book
+def test_the_loop_does_not_synchronise_the_host_per_step(monkeypatch, dataset, kind, stage):
     n, k = 8, 4
-    few = _count_syncs(monkeypatch, dataset, n, k)
-    many = _count_syncs(monkeypatch, dataset, 2 * n, k)
+    few = _count_syncs(monkeypatch, dataset, n, k, kind, stage)
+    many = _count_syncs(monkeypatch, dataset, 2 * n, k, kind, stage)
     growth = many - few
     assert growth < n  # one read per step would add at least n
     assert growth <= 2 * (n // k)  # the loss and the NaN flag, once per log interval
+
+
+def test_the_sync_counter_sees_a_per_step_read(monkeypatch, dataset):
+    """The counter itself: a loop that reads its loss every step is caught."""
+    def loss_read_every_step(p, t, v):
+        loss = masked_si_loss(p, t, v)
+        print(loss.detach())  # printing a tensor waits for its value
+        return loss
+
+    def count(steps):
+        model = tiny_model()
+        trainer = Trainer(model, make_optimizer(model, "coarse"), make_loader(dataset, 2),
+                          config(samples=2 * steps, batch_size=2, log_every=100), loss_fn=loss_read_every_step,
+                          device="cpu")
+        calls = {"n": 0}
+        original = torch.Tensor.__repr__
+
+        def counted(self, *a, **k):
+            calls["n"] += 1
+            return original(self, *a, **k)
+
+        with monkeypatch.context() as m:
+            m.setattr(torch.Tensor, "__repr__", counted)
+            trainer.fit()
+        return calls["n"]
+
+    assert count(8) - count(4) >= 4
 
 
 def test_seeded_runs_are_reproducible(dataset, tmp_path):
