@@ -137,8 +137,7 @@ def _loader_options(device: str | None) -> dict[str, Any]:
 
     if default_device(device).type != "cuda":
         return {"num_workers": 0, "pin_memory": False}
-    workers = max(0, min(4, (os.cpu_count() or 1) - 1))
-    return {"num_workers": workers, "pin_memory": True, "persistent_workers": workers > 0}
+    return {"num_workers": max(0, min(4, (os.cpu_count() or 1) - 1)), "pin_memory": True}
 
 
 def _barrier(world: int) -> None:

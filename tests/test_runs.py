@@ -15,7 +15,8 @@ from mdlearn import recipes
 from mdlearn.cli import main
 from mdlearn.errors import MdlearnError, UsageError
 from mdlearn.runs import RUN_FORMAT, train_run
-from mdlearn.train import read_checkpoint
+from mdlearn.assess import evaluate_network
+from mdlearn.train import Trainer, read_checkpoint
 
 # long enough that a subprocess can be killed in the middle (a few hundred tiny steps)
 SAMPLES = 480
@@ -58,8 +59,20 @@ def test_kill_9_then_resume_ends_where_an_uninterrupted_run_ends(small_dataset, 
     assert main(["train", "--stage", "coarse", "--preset", "smoke", "--data", str(root), "--out", str(run), "--set",
                  f"coarse_samples={SAMPLES}", "--set", "fine_samples=16", "--set", "schedule='cosine'", "--set",
                  "log_every=5", "--quiet", "--device", "cpu"]) == 2  # an unfinished run needs --resume
+    assert killed_at % 10 == 0  # the kill lost only the steps since that checkpoint (fewer than 10)
+    fits = []
+    fit = Trainer.fit
+
+    def recorded_fit(self, **kw):
+        start = self.step
+        out = fit(self, **kw)
+        fits.append((start, self.step))
+        return out
+
+    monkeypatch.setattr(Trainer, "fit", recorded_fit)
     final = train_run(run, _recipe(), "coarse", data_root=root, resume=True, checkpoint_every=10, progress=False,
                       device="cpu")
+    assert fits == [(killed_at, SAMPLES // 4)]  # resumed at the checkpoint: only the lost steps are redone
     a, b = read_checkpoint(ref), read_checkpoint(final)
     for k, v in a["model"].items():
         torch.testing.assert_close(b["model"][k], v, rtol=0, atol=1e-6, msg=k)
@@ -68,7 +81,26 @@ def test_kill_9_then_resume_ends_where_an_uninterrupted_run_ends(small_dataset, 
     sa, sb = _scalars(tmp_path / "a", "coarse/loss"), _scalars(run, "coarse/loss")
     assert [s for s, _ in sb] == [s for s, _ in sa]
     assert [v for _, v in sb] == pytest.approx([v for _, v in sa], rel=1e-5)
-    assert json.loads((run / "history.json").read_text())[-1]["step"] == SAMPLES // 4
+    history = json.loads((run / "history.json").read_text())
+    assert [r["step"] for r in history] == [r["step"] for r in a["history"]]  # every interval logged once
+    assert history[-1]["step"] == SAMPLES // 4
+    # and the same numbers: evaluate gives the uninterrupted run's metrics
+    got = evaluate_network(final, root, "nyu_paper", progress=False, device="cpu")
+    want = evaluate_network(ref, root, "nyu_paper", progress=False, device="cpu")
+    assert got.result.n_images == want.result.n_images and got.result.n_pixels == want.result.n_pixels
+    assert got.result.metrics == pytest.approx(want.result.metrics, rel=1e-5, abs=1e-7)
+
+
+def test_training_feeds_a_gpu_from_worker_processes_into_pinned_memory(monkeypatch):
+    import mdlearn.runtime
+    from mdlearn.runs import _loader_options
+
+    assert _loader_options("cpu") == {"num_workers": 0, "pin_memory": False}  # the model needs the cores
+    monkeypatch.setattr(mdlearn.runtime, "default_device", lambda prefer=None: torch.device("cuda", 0))
+    monkeypatch.setattr(os, "cpu_count", lambda: 16)
+    assert _loader_options(None) == {"num_workers": 4, "pin_memory": True}
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    assert _loader_options(None) == {"num_workers": 0, "pin_memory": True}
 
 
 def test_run_folders_are_never_reused_for_something_else(small_dataset, tmp_path, monkeypatch):
