@@ -213,13 +213,14 @@ def evaluate_network(checkpoint: str | os.PathLike, data_root: str | os.PathLike
     if family not in ("nyu", "kitti") or arch.get("dataset") != family:
         raise UsageError(f"{checkpoint}: recipe family {family!r} and architecture {arch.get('dataset')!r} do not "
                          "name one of the datasets nyu, kitti")
+    network = {"nyu": "an NYU network", "kitti": "a KITTI network"}[family]
     if _protocol_family(protocol) != family:
-        raise UsageError(f"{checkpoint}: a {family.upper()} network, but protocol {protocol} is for "
+        raise UsageError(f"{checkpoint}: {network}, but protocol {protocol} is for "
                          f"{_protocol_family(protocol).upper()} test sets")
     try:
         check_data_folder(family, data_root, split)
     except UsageError as e:
-        raise UsageError(f"{checkpoint} is a {family.upper()} network; --data {e}") from None
+        raise UsageError(f"{checkpoint} is {network}; --data {e}") from None
     rank, world = distributed_context()
     dev = default_device(device)
     model = model_from_checkpoint(checkpoint, device=dev)

@@ -59,3 +59,48 @@ def test_evaluate_command_end_to_end(small_dataset, tmp_path, monkeypatch, capsy
     assert "unknown protocol 'nyu_best'" in capsys.readouterr().err
     assert main(["evaluate", "--checkpoint", str(root / "test_files_with_gt.txt"), "--data", str(root)]) == 1
     assert "not a readable checkpoint" in capsys.readouterr().err
+
+
+def test_bad_inputs_are_one_line_and_leave_nothing_behind(small_dataset, tmp_path, monkeypatch, capsys):
+    import shutil
+
+    import torch
+
+    from mdlearn.train import read_checkpoint
+
+    root, _ = small_dataset
+    monkeypatch.setenv("MDLEARN_DATA", str(tmp_path / "data"))
+    ckpt = train_run(tmp_path / "run", recipes.get_recipe("smoke", coarse_samples=4, batch_size=4), "coarse",
+                     data_root=root, progress=False, device="cpu")
+    state = read_checkpoint(ckpt)
+    other_arch = tmp_path / "other_arch.pt"  # a checkpoint of another network, whatever its weights
+    torch.save({**state, "arch": {**state["arch"], "name": "resnet50"}}, other_arch)
+    other_size = tmp_path / "other_size.pt"  # the same network at another input size
+    torch.save({**state, "arch": {**state["arch"], "input_size": [96, 72]}}, other_size)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    broken = tmp_path / "broken"  # a test image that cannot be decoded
+    shutil.copytree(root, broken)
+    first = (broken / "test_files_with_gt.txt").read_text().split()[0]
+    (broken / first).write_bytes(b"not an image")
+    train = ["train", "--preset", "smoke", "--quiet", "--device", "cpu", "--set", "coarse_samples=4"]
+    evaluate = ["evaluate", "--quiet", "--device", "cpu", "--out", str(tmp_path / "m.json")]
+    cases = [
+        (train + ["--stage", "coarse", "--data", str(empty), "--out", str(tmp_path / "t1")], 2,
+         "expected a folder in the NYU sync layout"),
+        (train + ["--stage", "coarse", "--dataset", "kitti", "--data", str(root), "--out", str(tmp_path / "t2")], 2,
+         "expected the output folder of `mdlearn prepare kitti-raw"),
+        (train + ["--stage", "fine", "--data", str(root), "--init", str(other_size), "--out", str(tmp_path / "t3")],
+         2, "checkpoint is for another architecture (checkpoint vs model: input_size [96, 72] vs [76, 57])"),
+        (evaluate + ["--checkpoint", str(ckpt), "--data", str(empty)], 2, "expected a folder in the NYU sync layout"),
+        (evaluate + ["--checkpoint", str(ckpt), "--data", str(root), "--protocol", "kitti_eigen"], 2,
+         "an NYU network, but protocol kitti_eigen is for KITTI test sets"),
+        (evaluate + ["--checkpoint", str(other_arch), "--data", str(root)], 2, "another architecture ('resnet50')"),
+        (evaluate + ["--checkpoint", str(ckpt), "--data", str(broken)], 1, first),
+    ]
+    capsys.readouterr()
+    for argv, status, fragment in cases:
+        assert main(argv) == status, argv
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and fragment in err[0], (argv, err)
+    assert not any((tmp_path / n).exists() for n in ("t1", "t2", "t3", "m.json"))  # nothing half-written
