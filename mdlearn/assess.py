@@ -19,6 +19,14 @@ test set:
 A test set rendered at another size than the protocol's crop (the smaller synthetic worlds) is
 evaluated with the crop's fractions instead: the protocol is renamed ``<name>@HxW`` and its card
 says so.
+
+KITTI (a ``prepare kitti-raw`` output) takes the same steps after
+:class:`~mdlearn.data.transforms.KittiPaperCrop`: the full-resolution pixel is mapped through the
+crop box, then the resize. The results file carries the ground-truth variant and counts the
+listed frames without a depth map; the card's ground-truth line always names the data evaluated,
+never the protocol's reference data. Under ``torchrun`` each process evaluates a contiguous
+:func:`shard` of the test set and the statistics are merged in image order, so the numbers equal a
+one-process evaluation exactly.
 """
 
 from __future__ import annotations

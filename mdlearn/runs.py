@@ -10,7 +10,20 @@ A run folder holds::
 
 A run never writes into a folder it did not create (``config.json`` marks it as a run), a
 finished run is never trained again, and ``--resume`` refuses a folder whose configuration
-differs from the one asked for. Training stopped at any point (``kill -9`` included) resumes from
+differs from the one asked for. The folder is created only once the data folder, the ``--init``
+checkpoint and the model are set up: a misuse (a folder in the wrong layout, a checkpoint of
+another architecture or dataset) leaves nothing behind.
+
+**Families.** The dataset family picks the recipe of each preset (:data:`PRESET_RECIPES`): NYU
+(``smoke`` / ``book`` / ``paper``) or KITTI (``kitti-smoke`` / ``kitti-book`` / ``kitti-paper``), the
+latter whenever ``--data`` is a ``prepare kitti-raw`` output or ``--dataset`` names KITTI
+(:func:`data_family`).
+
+**Feeding a GPU.** On CUDA the data are decoded and augmented in ``DataLoader`` worker processes
+into pinned memory, and the loop reads values back only every ``log_every`` steps
+(:class:`mdlearn.train.Trainer`). Resumption is bit-exact on the CPU (no workers); with workers,
+a resumed run restarts the workers' augmentation streams, so its later augmentations differ
+from an uninterrupted run's (the data order does not). Training stopped at any point (``kill -9`` included) resumes from
 ``last.pt`` and loses at most the steps since it was written; the result equals an uninterrupted
 run's (the checkpoint carries the sampler position and every random state, see
 :class:`mdlearn.train.Trainer`).
