@@ -83,3 +83,13 @@ def test_kitti_raw_drives_to_eigen_split_numbers(tmp_path, monkeypatch, capsys):
         assert main(["evaluate", "--checkpoint", str(final), *argv, "--quiet", "--device", "cpu"]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and fragment in err[0], err
+    # maps redone with other settings: the training cache notices and is rebuilt, never reused stale
+    from mdlearn import recipes
+
+    cache_index = tmp_path / "data" / "cache" / "kitti-204x61" / "train" / "index.json"
+    before = json.loads(cache_index.read_text())["spec"]["source"]["params"]["ground_truth_spec"]
+    assert main(["prepare", "kitti-raw", str(raw), str(depth), "--pixel", "floor", "--overwrite", "--workers", "1",
+                 "--quiet"]) == 0
+    recipes.training_data(recipes.get_recipe("kitti-smoke"), "train", depth, progress=False)
+    after = json.loads(cache_index.read_text())["spec"]["source"]["params"]["ground_truth_spec"]
+    assert '"pixel": "round"' in before and '"pixel": "floor"' in after

@@ -17,6 +17,7 @@ in the chosen variant are counted (:func:`missing_ground_truth`).
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import Any, Callable
@@ -210,7 +211,8 @@ def prepared_dataset(folder: str | os.PathLike, split: str = "train",
 
     The folder's manifest names the raw drives (``raw_dir``) and the ground-truth variant
     (``tag``, e.g. ``camz_time``); ``split`` is read from ``<raw_dir>/splits/<split>_files.txt``.
-    Images of the list without a depth map are left out and counted (``.missing``). This is what
+    Images of the list without a depth map are left out and counted (``.missing``);
+    ``.ground_truth_spec`` records the settings of ``prepare`` (JSON). This is what
     ``mdlearn train --data`` and ``mdlearn evaluate --data`` take for the KITTI family.
 
     Raises:
@@ -242,4 +244,8 @@ def prepared_dataset(folder: str | os.PathLike, split: str = "train",
     listed = raw_dir / "splits" / f"{split}_files.txt"
     if not listed.is_file():
         raise UsageError(f"{listed}: no {split!r} split list; expected {PREPARED_LAYOUT}")
-    return KittiDepthDataset(raw_dir, folder, variant=tag, split=split, transform=transform)
+    ds = KittiDepthDataset(raw_dir, folder, variant=tag, split=split, transform=transform)
+    # the settings the maps were made with (pixel rule, the raw drives' identity, ...): part of the
+    # dataset's identity, so a training cache of it is regenerated when the maps are redone otherwise
+    ds.ground_truth_spec = json.dumps(doc.get("spec"), sort_keys=True)
+    return ds
