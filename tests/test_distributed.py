@@ -122,6 +122,22 @@ def test_torchrun_two_processes_write_one_run(small_dataset, tmp_path):
     state = read_checkpoint(run / "checkpoints" / "final.pt")
     assert state["samples_seen"] == 32 and len(state["rng_ranks"]) == 2 and state["meta"]["processes"] == 2
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["final.pt", "last.pt"]
+    # evaluate under torchrun: one report, one file, the numbers of one process
+    import json
+
+    from mdlearn.assess import evaluate_network
+
+    out = tmp_path / "metrics.json"
+    cmd = [str(torchrun), "--standalone", "--nproc_per_node=2", "-m", "mdlearn", "evaluate", "--checkpoint",
+           str(run / "checkpoints" / "final.pt"), "--data", str(root), "--split", "train", "--out", str(out),
+           "--quiet", "--device", "cpu"]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.count(f"wrote {out}") == 1 and done.stdout.count("protocol nyu_paper") == 1
+    got = json.loads(out.read_text())
+    want = evaluate_network(run / "checkpoints" / "final.pt", root, split="train", progress=False, device="cpu")
+    assert got["processes"] == 2 and got["images"] == want.result.n_images == 4
+    assert got["metrics"] == want.to_json()["metrics"]
 
 
 @settings(max_examples=60, deadline=None)
