@@ -546,8 +546,8 @@ class Trainer:
         with torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp):
             if self.ddp is None:
                 pred = self.model(image, scale=self.config.stage)
-            elif self.config.stage == "coarse":
-                pred = self.ddp(image)
+            elif self.config.stage == "coarse":  # DDP wraps the coarse stack alone: normalise as DepthNet does
+                pred = self.ddp(self.model.normalise(image))
             else:
                 pred = self.ddp(image, scale="fine")
         target, tvalid = targets_at_output(depth, valid, self._rows, self._cols)
