@@ -157,16 +157,16 @@ def recipe_key(recipe: Recipe, stage: str, data_root: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _data_root(recipe: Recipe, data_root: str | os.PathLike | None) -> Path:
+def _data_root(recipe: Recipe, data_root: str | os.PathLike | None, progress: bool = True) -> Path:
     if data_root is not None:
         return Path(data_root)
     from .datasets import ensure_dataset
 
-    root = Path(ensure_dataset(recipe.dataset))
+    root = Path(ensure_dataset(recipe.dataset, progress=progress))
     if recipe.family == "kitti":  # the drives' sparse depth, as chapter 3 prepares it
         from .data.kitti_prepare import ensure_prepared
 
-        return ensure_prepared(root, root.with_name(f"{root.name}-prepared"))
+        return ensure_prepared(root, root.with_name(f"{root.name}-prepared"), progress=progress)
     return root
 
 

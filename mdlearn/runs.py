@@ -205,7 +205,7 @@ def train_run(out: str | os.PathLike, recipe, stage: str, *, data_root: str | os
                          "--set micro_batch=... to a divisor")
     if stage == "fine" and init_path is None:
         raise UsageError("the fine stage starts from a trained coarse network: pass --init CHECKPOINT_OR_RUN")
-    root = recipes._data_root(recipe, data_root)
+    root = recipes._data_root(recipe, data_root, progress=progress)
     out = Path(out)
     config = run_config(recipe, stage, root, init_path)
     cfg_file = out / "config.json"
