@@ -1,0 +1,69 @@
+"""The whole book, rendered and read in a real browser (README, "Checking the rendered book").
+
+Builds the book from the chapters executed at the ``smoke`` preset (``mdlearn book build
+--preset smoke``: the same pages, configuration and widget JavaScript as ``make book``, in
+``_build/book-smoke``) and opens every page of ``_toc.yml`` in headless Chromium. Every page
+must load with no missing local file and no request off the local files, its math typeset, every
+figure loaded, no code block scrolling sideways and no blank interactive view. Full-page
+screenshots of every page stay in ``_build/book-smoke/screenshots`` for a person to look at,
+with the report as ``report.json``.
+
+Chromium is installed with apt when it is missing (about 25 s); the test skips, with the reason,
+only when that is impossible. It takes a few minutes (most of it executing the chapters; copies
+are kept until their chapter or the package changes).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mdlearn.course.book import build_book
+from mdlearn.course.browser import check_book, format_report, install_chromium, toc_pages
+
+REPO = Path(__file__).resolve().parents[1]
+OUT = REPO / "_build" / "book-smoke"
+
+
+@pytest.fixture(scope="module")
+def report():
+    reason = install_chromium()
+    if reason:
+        pytest.skip(f"no browser for the rendered-book check: {reason}")
+    index = build_book(REPO, preset="smoke", out=OUT)
+    shots = OUT / "screenshots"
+    result = check_book(index.parent, toc=REPO / "_toc.yml", screenshots=shots)
+    (shots / "report.json").write_text(json.dumps(result.to_dict(), indent=1) + "\n")
+    (shots / "report.txt").write_text(format_report(result) + "\n")
+    return result
+
+
+@pytest.mark.slow
+def test_every_page_passes_the_browser_check(report):
+    assert [p.page for p in report.pages] == toc_pages(REPO / "_toc.yml")
+    assert report.ok, format_report(report)
+
+
+@pytest.mark.slow
+def test_the_check_saw_what_the_chapters_hold(report):
+    """Guard against a check that passes because it measured nothing."""
+    chapters = [p for p in report.pages if p.page.startswith("chapters/")]
+    assert chapters and all(p.images and p.code_inputs for p in chapters)
+    pages = {p.page.split("/")[-1].split("_")[0]: p for p in chapters}
+    assert pages["04"].math.typeset >= 20 and pages["04"].math.mathjax == "typeset"
+    # the lambda slider (chapter 4), the test-view viewer and the 3D cloud (chapter 7)
+    assert [v.kind for v in pages["04"].views] == ["widget"]
+    kinds = sorted(v.kind for v in pages["07"].views)
+    assert kinds == ["plotly", "widget"], kinds
+    assert all(v.rendered and v.height > 100 for p in chapters for v in p.views)
+
+
+@pytest.mark.slow
+def test_screenshots_are_kept_for_a_person(report):
+    for page in report.pages:
+        shot = Path(page.screenshot)
+        assert shot.is_file() and shot.parent == OUT / "screenshots", page.page
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (OUT / "screenshots" / "report.json").is_file()
