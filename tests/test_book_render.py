@@ -61,9 +61,53 @@ def test_the_check_saw_what_the_chapters_hold(report):
 
 
 @pytest.mark.slow
+def test_every_chapter_page_has_colab_and_binder_buttons(report):
+    import yaml
+
+    repo = yaml.safe_load((REPO / "_config.yml").read_text())["repository"]
+    slug = repo["url"].removeprefix("https://github.com/")
+    for page in report.pages:
+        if not page.page.startswith("chapters/"):
+            continue
+        html = (OUT / "_build" / "html" / page.page).read_text()
+        nb = page.page.removesuffix(".html") + ".ipynb"
+        assert f"https://colab.research.google.com/github/{slug}/blob/{repo['branch']}/{nb}" in html
+        assert f"https://mybinder.org/v2/gh/{slug}/{repo['branch']}?urlpath=lab/tree/{nb}" in html
+
+
+@pytest.mark.slow
 def test_screenshots_are_kept_for_a_person(report):
     for page in report.pages:
         shot = Path(page.screenshot)
         assert shot.is_file() and shot.parent == OUT / "screenshots", page.page
         assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (OUT / "screenshots" / "report.json").is_file()
+
+
+@pytest.mark.slow
+def test_sliders_flip_panels_on_the_static_page(report):
+    """The lambda slider works with no kernel: the link between slider and panels runs in the page."""
+    from playwright.sync_api import sync_playwright
+
+    from mdlearn.course.browser import find_chromium
+
+    page_file = OUT / "_build" / "html" / "chapters" / "04_scale_invariant_error.html"
+    shown = """() => Array.from(document.querySelectorAll('.widget-subarea img'))
+                   .filter(img => img.offsetParent !== null).map(img => img.src)"""
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=find_chromium(), headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 900})
+            page.goto(page_file.as_uri())
+            page.wait_for_selector(".widget-subarea img", state="visible", timeout=30_000)
+            before = page.evaluate(shown)
+            readout = page.query_selector(".widget-subarea .widget-readout")
+            assert readout.text_content().strip() == "0"
+            page.query_selector(".widget-subarea .noUi-handle").focus()
+            page.keyboard.press("ArrowRight")
+            page.wait_for_function("() => document.querySelector('.widget-subarea .widget-readout')"
+                                   ".textContent.trim() === '0.1'", timeout=10_000)
+            after = page.evaluate(shown)
+        finally:
+            browser.close()
+    assert len(before) == len(after) == 1 and before != after  # another panel shows
