@@ -255,3 +255,12 @@ def test_missing_local_files_fail_the_page_and_screenshots_are_kept(browser, tmp
     assert "local file not loaded: gone/missing.css" in format_report(report)
     assert sorted(p.name for p in shots.iterdir()) == ["css.png", "healthy.png"]
     assert Path(healthy.screenshot).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_install_chromium_says_why_it_cannot(tmp_path, monkeypatch):
+    from mdlearn.course.browser import install_chromium
+
+    monkeypatch.delenv("MDLEARN_CHROMIUM", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no browser and no apt-get on PATH
+    reason = install_chromium()
+    assert reason and "apt-get is not available" in reason and "\n" not in reason

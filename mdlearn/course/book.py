@@ -34,7 +34,7 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from .chapters import list_chapters, notebooks_with_outputs
+from .chapters import list_chapters, notebooks_with_outputs, parameters_of
 from .presets import PRESETS
 from ..errors import MdlearnError, UsageError
 from ..paths import project_root
@@ -156,10 +156,13 @@ def _jupyter_book() -> str:
 
 def _execute_chapters(chapters: list[Path], preset: str, dest: Path, env: dict[str, str],
                       workers: int) -> None:
-    """Execute ``chapters`` at ``preset`` into ``dest`` (two at a time), skipping up-to-date ones.
+    """Execute ``chapters`` at ``preset`` into ``dest`` (``workers`` at a time), skipping
+    up-to-date ones.
 
     A copy is up to date when the chapter's file, the package's sources and the preset are those
-    it was executed from (``dest/keys.json``).
+    it was executed from (``dest/keys.json``). Chapters with a ``recipe`` parameter share the
+    training cache and the cached models (made on first use, with no lock between processes), so
+    they run one after the other, in book order, in one lane; the others run beside them.
     """
     dest.mkdir(parents=True, exist_ok=True)
     keys_file = dest / "keys.json"
@@ -183,14 +186,17 @@ def _execute_chapters(chapters: list[Path], preset: str, dest: Path, env: dict[s
             partial.replace(dest / path.name)
         return path, rc
 
+    shared = [p for p in todo if "recipe" in parameters_of(p)]
+    lanes = ([shared] if shared else []) + [[p] for p in todo if p not in shared]
     failed = []
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for path, rc in pool.map(run, todo):
-            if rc == 0:
-                keys[path.stem] = key(path)
-                keys_file.write_text(json.dumps(keys, indent=1) + "\n")
-            else:
-                failed.append(f"{path.name} (see {logs / (path.stem + '.log')})")
+        for results in pool.map(lambda lane: [run(p) for p in lane], lanes):
+            for path, rc in results:
+                if rc == 0:
+                    keys[path.stem] = key(path)
+                    keys_file.write_text(json.dumps(keys, indent=1) + "\n")
+                else:
+                    failed.append(f"{path.name} (see {logs / (path.stem + '.log')})")
     if failed:
         raise MdlearnError(f"chapters failed at preset {preset!r}: " + ", ".join(failed))
 
