@@ -9,13 +9,14 @@ screenshots of every page stay in ``_build/book-smoke/screenshots`` for a person
 with the report as ``report.json``.
 
 Chromium is installed with apt when it is missing (about 25 s); the test skips, with the reason,
-only when that is impossible. It takes a few minutes (most of it executing the chapters; copies
+only when that is impossible (or when npm, which fetches the widget JavaScript once, is missing). It takes a few minutes (most of it executing the chapters; copies
 are kept until their chapter or the package changes).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,9 @@ def report():
     reason = install_chromium()
     if reason:
         pytest.skip(f"no browser for the rendered-book check: {reason}")
+    if shutil.which("npm") is None and not (REPO / "_build" / "widgets-js").is_dir():
+        pytest.skip("the book's widget JavaScript is fetched with npm, which is not installed "
+                    "(Debian/Ubuntu: `sudo apt-get install npm`)")
     index = build_book(REPO, preset="smoke", out=OUT)
     shots = OUT / "screenshots"
     result = check_book(index.parent, toc=REPO / "_toc.yml", screenshots=shots)
