@@ -37,7 +37,7 @@ __all__ = ["figure_png", "flip_viewer", "prediction_viewer", "loss_vs_scale", "l
            "point_cloud_figure", "point_cloud_html", "point_cloud_view"]
 
 
-def figure_png(fig, dpi: int = 80) -> bytes:
+def figure_png(fig, dpi: int = 100) -> bytes:
     """A matplotlib figure as PNG bytes; the figure is closed (it is not shown as well)."""
     import matplotlib.pyplot as plt
 
