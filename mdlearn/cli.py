@@ -175,7 +175,7 @@ def _cmd_chapter_check_clean(args: argparse.Namespace) -> int:
 def _cmd_book_build(args: argparse.Namespace) -> int:
     from .course.book import build_book
 
-    print(f"built {build_book()}")
+    print(f"built {build_book(preset=args.preset, out=args.out)}")
     return 0
 
 
@@ -194,7 +194,7 @@ def _cmd_book_check(args: argparse.Namespace) -> int:
         html = Path(args.html)
     if not (html / "index.html").is_file():
         raise UsageError(f"--html {html}: no built book there (no index.html; run `mdlearn book build`)")
-    report = check_book(html, toc=args.toc, min_scale=args.min_scale)
+    report = check_book(html, toc=args.toc, min_scale=args.min_scale, screenshots=args.screenshots)
     if args.json:
         try:
             Path(args.json).write_text(json.dumps(report.to_dict(), indent=1) + "\n")
@@ -553,14 +553,22 @@ def build_parser() -> argparse.ArgumentParser:
     bk = sub.add_parser("book", help="the HTML book")
     bk_sub = bk.add_subparsers(dest="action", required=True, parser_class=_Parser)
     bb = bk_sub.add_parser("build", help="execute the chapters (book preset) and build _build/html")
+    bb.add_argument("--preset", choices=PRESETS, default="book",
+                    help="run size of the chapters (default: book; another preset builds a separate "
+                         "project, _build/book-PRESET, into its _build/html)")
+    bb.add_argument("--out", default=None, metavar="DIR",
+                    help="the project folder of a build at another preset (default: _build/book-PRESET)")
     bb.set_defaults(func=_cmd_book_build)
     bc = bk_sub.add_parser("check", help="open the built pages in headless Chromium: scrolling code, "
-                           "missing or shrunken images, untypeset math (exit 1 on any but shrunken images)")
+                           "missing or shrunken images, untypeset math, blank widgets, missing local "
+                           "files, requests off the local files (exit 1 on any but shrunken images)")
     bc.add_argument("--html", default=None, help="the built book (default: <repo>/_build/html)")
     bc.add_argument("--json", default=None, metavar="OUT", help="also write the full report as JSON to OUT")
     bc.add_argument("--toc", default=None,
                     help="table of contents listing the pages (default: the build's project _toc.yml; "
                          "without one, every page)")
+    bc.add_argument("--screenshots", default=None, metavar="DIR",
+                    help="keep a full-page screenshot of every page in DIR")
     bc.add_argument("--min-scale", type=float, default=0.75,
                     help="report images shown below this fraction of their natural width (default: 0.75)")
     bc.set_defaults(func=_cmd_book_check)

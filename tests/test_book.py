@@ -43,3 +43,34 @@ def test_ci_runs_the_readme_test_command():
     ci = (REPO / ".ci" / "run").read_text()
     assert "make test" in readme and "make book" in readme
     assert "make test" in [line.strip() for line in ci.splitlines()]
+
+
+def test_widget_javascript_is_served_by_the_book():
+    """myst-nb loads the widget scripts from the book (no CDN), in the order they need."""
+    from mdlearn.course.book import WIDGET_JS, WIDGETS_FOLDER
+
+    cfg = yaml.safe_load((REPO / "_config.yml").read_text())["sphinx"]["config"]
+    scripts = list(cfg["nb_ipywidgets_js"])
+    assert scripts == [f"{WIDGETS_FOLDER}/require.js", f"{WIDGETS_FOLDER}/assets-path.js",
+                       f"{WIDGETS_FOLDER}/embed-amd.js"]
+    assert all("://" not in s for s in scripts)
+    # html_extra_path, not html_static_path: Jupyter Book adds every .js of a static path to every page
+    assert cfg["html_extra_path"] == ["_build/widgets-js"] and "html_static_path" not in cfg
+    assert all(v.count(".") == 2 for v in WIDGET_JS.values())  # pinned versions
+
+
+def test_executed_chapters_show_text_progress_bars(tmp_path, monkeypatch):
+    """A kernel started with kernel_env saves tqdm.auto's bar as text, not as a widget view."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from mdlearn.course.book import kernel_env
+
+    env = kernel_env(tmp_path)
+    monkeypatch.setenv("PYTHONSTARTUP", env["PYTHONSTARTUP"])
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("from tqdm.auto import tqdm\nfor _ in tqdm(range(3)): pass")]
+    NotebookClient(nb, kernel_name="python3", timeout=120).execute()
+    outputs = nb.cells[0].outputs
+    assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
+    assert any(o.get("name") == "stderr" and "3/3" in o.get("text", "") for o in outputs), outputs

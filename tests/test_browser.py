@@ -202,3 +202,65 @@ def test_missing_chromium_or_playwright_is_one_line_that_says_how_to_install(tmp
     monkeypatch.setitem(sys.modules, "playwright.sync_api", None)  # import fails like an absent package
     with pytest.raises(MdlearnError, match="pip install playwright"):
         check_book(tmp_path, ["index.html"])
+
+
+WIDGET_VIEW = '<script type="application/vnd.jupyter.widget-view+json">{"model_id": "m1", "version_major": 2}</script>'
+
+WIDGETS = f"""<!DOCTYPE html>
+<html><head><meta charset="utf-8"></head><body><article class="bd-article">
+<div class="cell_output"><div class="output">{WIDGET_VIEW}</div></div>
+<div class="cell_output"><div class="output" id="drawn">{WIDGET_VIEW}</div></div>
+<script>  // a stand-in for the widget manager: it renders the second view only
+  const box = document.createElement('div');
+  box.className = 'widget-subarea';
+  box.innerHTML = '<div style="height: 40px; width: 200px; background: #ccc">slider</div>';
+  document.getElementById('drawn').prepend(box);
+</script>
+</article></body></html>
+"""
+
+
+def _cloud(static_img: str, note: str) -> str:
+    return (f'<div class="mdlearn-cloud"><div class="mdlearn-live" style="display:none"></div>'
+            f'<div class="mdlearn-static">{static_img}<p class="mdlearn-note">{note}</p></div></div>')
+
+
+def test_blank_widget_views_and_clouds_fail_and_drawn_ones_pass(browser, tmp_path):
+    _write_site(tmp_path)
+    (tmp_path / "widgets.html").write_text(WIDGETS)
+    (tmp_path / "clouds.html").write_text(
+        '<html><body><article class="bd-article">'
+        + _cloud('<img src="wide.png" alt="static view">', "no WebGL here: a static view")
+        + _cloud("", "") + "</article></body></html>")
+    widgets, clouds = check_book(tmp_path, ["widgets.html", "clouds.html"], timeout_s=2).pages
+    assert [(v.kind, v.rendered, v.mode) for v in widgets.views] == [
+        ("widget", False, "blank"), ("widget", True, "widget")]
+    assert widgets.views[1].height == pytest.approx(40) and not widgets.ok
+    assert [(v.kind, v.rendered, v.mode) for v in clouds.views] == [
+        ("plotly", True, "static"), ("plotly", False, "blank")]
+    assert len(clouds.blank_views) == 1 and not clouds.ok
+    assert "widget view #1 is blank" in format_report(check_book(tmp_path, ["widgets.html"], timeout_s=1))
+
+
+def test_missing_local_files_fail_the_page_and_screenshots_are_kept(browser, tmp_path):
+    _write_site(tmp_path)
+    (tmp_path / "css.html").write_text(
+        '<html><head><link rel="stylesheet" href="gone/missing.css"></head>'
+        '<body><article class="bd-article"><p>text</p></article></body></html>')
+    shots = tmp_path / "shots"
+    report = check_book(tmp_path, ["css.html", "healthy.html"], timeout_s=5, screenshots=shots)
+    css, healthy = report.pages
+    assert css.missing_resources == ["gone/missing.css"] and not css.ok
+    assert healthy.missing_resources == [] and healthy.ok
+    assert "local file not loaded: gone/missing.css" in format_report(report)
+    assert sorted(p.name for p in shots.iterdir()) == ["css.png", "healthy.png"]
+    assert Path(healthy.screenshot).read_bytes()[:4] == b"\x89PNG"
+
+
+def test_install_chromium_says_why_it_cannot(tmp_path, monkeypatch):
+    from mdlearn.course.browser import install_chromium
+
+    monkeypatch.delenv("MDLEARN_CHROMIUM", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no browser and no apt-get on PATH
+    reason = install_chromium()
+    assert reason and "apt-get is not available" in reason and "\n" not in reason

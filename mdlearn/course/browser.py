@@ -19,8 +19,16 @@ measures the page in the DOM:
 * **math**: every Sphinx math element (``.math``) must hold a MathJax container, MathJax must not
   report a TeX error, and no raw ``$...$``, ``$$...$$``, ``\\(``, ``\\[`` or ``\\begin{`` may be
   left in the text outside code.
+* **interactive views**: every saved ipywidgets view (``script[type=application/vnd.jupyter.widget-
+  view+json]``) must have been rendered by the widget manager into a visible box, and every
+  plotly point cloud of :mod:`mdlearn.course.interactive` must show either its live plot or its
+  static fallback with the note; a blank box fails.
+* **local resources**: every file the page asks for (scripts, styles, fonts, images) must exist;
+  a failed local request fails the page.
 
-Requests to anything but local files are refused (the book must work offline) and listed.
+Requests to anything but local files are refused (the book must work offline), listed and fail
+the page. With ``screenshots``, a full-page screenshot of every page is kept for a person to look
+at (taken after the measurement, so collapsed cells show opened).
 Chromium is the system's own (Debian/Ubuntu: ``apt-get install chromium``), never a browser that
 Playwright downloads; :func:`find_chromium` says where it was found, and ``$MDLEARN_CHROMIUM``
 overrides the search.
@@ -36,8 +44,8 @@ from typing import Any, Literal
 
 from ..errors import MdlearnError, UsageError
 
-__all__ = ["CodeBlock", "ImageInfo", "MathInfo", "PageReport", "BookReport", "find_chromium",
-           "browser_unavailable", "toc_pages", "book_pages", "check_book", "format_report"]
+__all__ = ["CodeBlock", "ImageInfo", "MathInfo", "ViewInfo", "PageReport", "BookReport", "find_chromium",
+           "browser_unavailable", "install_chromium", "toc_pages", "book_pages", "check_book", "format_report"]
 
 #: executables tried, in order, when ``$MDLEARN_CHROMIUM`` is not set
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -111,6 +119,21 @@ class MathInfo:
     errors: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ViewInfo:
+    """One interactive view of a page: ``kind`` is ``"widget"`` (an ipywidgets view) or
+    ``"plotly"`` (a point cloud of :mod:`mdlearn.course.interactive`). ``rendered`` says a
+    non-blank box shows (``width`` x ``height`` CSS px); ``mode`` says what shows (``"widget"``,
+    ``"live"`` plot, ``"static"`` fallback, or ``"blank"``)."""
+
+    kind: Literal["widget", "plotly"]
+    index: int
+    rendered: bool
+    mode: str
+    width: float
+    height: float
+
+
 @dataclass
 class PageReport:
     """What :func:`check_book` measured on one page (``page`` is relative to the HTML folder)."""
@@ -122,7 +145,10 @@ class PageReport:
     scrolling: list[CodeBlock] = field(default_factory=list)
     images: list[ImageInfo] = field(default_factory=list)
     math: MathInfo | None = None
+    views: list[ViewInfo] = field(default_factory=list)
     external_requests: list[str] = field(default_factory=list)
+    missing_resources: list[str] = field(default_factory=list)
+    screenshot: str = ""
     error: str = ""
 
     def scrolling_of(self, kind: Literal["input", "output"]) -> list[CodeBlock]:
@@ -140,11 +166,18 @@ class PageReport:
         return [i for i in self.images if i.narrow]
 
     @property
+    def blank_views(self) -> list[ViewInfo]:
+        """Interactive views that show nothing."""
+        return [v for v in self.views if not v.rendered]
+
+    @property
     def ok(self) -> bool:
-        """No scrolling code block, no missing image, all math typeset (narrow images are only reported)."""
+        """No scrolling code block, no missing image or local file, all math typeset, no blank
+        interactive view, no request off the local files (narrow images are only reported)."""
         math_ok = self.math is not None and not self.math.untypeset and not self.math.errors
         return (self.found and not self.error and not self.scrolling and not self.missing_images
-                and math_ok)
+                and math_ok and not self.blank_views and not self.missing_resources
+                and not self.external_requests)
 
 
 @dataclass
@@ -202,6 +235,40 @@ def browser_unavailable() -> str | None:
     except MdlearnError as e:
         return str(e)
     return None
+
+
+def install_chromium(timeout_s: float = 600.0) -> str | None:
+    """Install Debian's ``chromium`` with apt when no Chromium is found; ``None`` when one is ready.
+
+    Runs ``apt-get update`` and ``apt-get install -y chromium`` (about 25 s), as root or through
+    ``sudo -n``. Returns why the check still cannot run (no apt-get, no root, apt failed, no
+    Playwright), so a caller can skip with that reason. The test suite's rendered-book test calls
+    it; nothing else installs system packages.
+    """
+    import subprocess
+
+    reason = browser_unavailable()
+    if reason is None or "playwright" in reason.lower():
+        return reason
+    apt = shutil.which("apt-get")
+    if apt is None:
+        return f"{reason}; apt-get is not available to install it"
+    prefix: list[str] = []
+    if hasattr(os, "geteuid") and os.geteuid() != 0:
+        sudo = shutil.which("sudo")
+        if sudo is None:
+            return f"{reason}; installing it needs root (no sudo)"
+        prefix = [sudo, "-n"]
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    for cmd in ([apt, "-qq", "update"], [apt, "-qq", "install", "-y", "chromium"]):
+        try:
+            done = subprocess.run(prefix + cmd, capture_output=True, text=True, env=env, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            return f"{reason}; `{' '.join(cmd[1:])}` took longer than {timeout_s:.0f} s"
+        if done.returncode != 0:
+            last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
+            return f"{reason}; `apt-get {' '.join(cmd[1:])}` failed: {last}"
+    return browser_unavailable()
 
 
 def toc_pages(toc: str | os.PathLike) -> list[str]:
@@ -266,7 +333,7 @@ def book_pages(html_dir: str | os.PathLike, toc: str | os.PathLike | None = None
 # Runs in the page once it has loaded: waits for MathJax and the images, then measures. Returns
 # plain data that check_book turns into the dataclasses above.
 _MEASURE_JS = r"""
-async ({mathTimeoutMs, imageTimeoutMs}) => {
+async ({mathTimeoutMs, imageTimeoutMs, viewTimeoutMs}) => {
   const region = document.querySelector('article.bd-article') || document.querySelector('[role=main]')
       || document.body;
   const sleep = ms => new Promise(r => setTimeout(r, ms));
@@ -290,6 +357,44 @@ async ({mathTimeoutMs, imageTimeoutMs}) => {
     } else {
       mathjax = 'not loaded';
     }
+  }
+
+  // 1b. interactive views: wait until the widget manager rendered every saved widget view and
+  // every plotly cloud chose its live plot or its static fallback (or the time is up)
+  const widgetScripts = Array.from(region.querySelectorAll(
+      'script[type="application/vnd.jupyter.widget-view+json"]'));
+  const clouds = Array.from(region.querySelectorAll('.mdlearn-cloud'));
+  const boxOf = el => { const r = el.getBoundingClientRect(); return [r.width, r.height]; };
+  const widgetView = s => {
+    const host = s.parentElement;
+    const area = host && host.querySelector('.widget-subarea, .jupyter-widgets');
+    if (!area) return {rendered: false, mode: 'blank', width: 0, height: 0};
+    const [w, h] = boxOf(area);
+    return {rendered: w > 0 && h > 8 && area.querySelector('*') !== null, mode: 'widget', width: w, height: h};
+  };
+  const cloudView = c => {
+    const live = c.querySelector('.mdlearn-live'), stat = c.querySelector('.mdlearn-static');
+    const shown = el => el && getComputedStyle(el).display !== 'none';
+    if (shown(live) && live.querySelector('.main-svg, canvas')) {
+      const [w, h] = boxOf(live);
+      return {rendered: w > 0 && h > 0, mode: 'live', width: w, height: h};
+    }
+    const img = stat && stat.querySelector('img');
+    const note = stat && stat.querySelector('.mdlearn-note');
+    if (shown(stat) && img && img.complete && img.naturalWidth > 0 && note && note.textContent.trim()) {
+      const [w, h] = boxOf(img);
+      return {rendered: w > 0 && h > 0, mode: 'static', width: w, height: h};
+    }
+    return {rendered: false, mode: 'blank', width: 0, height: 0};
+  };
+  const measureViews = () => [
+      ...widgetScripts.map((s, i) => ({kind: 'widget', index: i, ...widgetView(s)})),
+      ...clouds.map((c, i) => ({kind: 'plotly', index: i, ...cloudView(c)}))];
+  const t1 = Date.now();
+  let views = measureViews();
+  while (views.some(v => !v.rendered) && Date.now() - t1 < viewTimeoutMs) {
+    await sleep(100);
+    views = measureViews();
   }
 
   // 2. open collapsed blocks (hide-input cells) so that their code is laid out like the rest
@@ -373,7 +478,7 @@ async ({mathTimeoutMs, imageTimeoutMs}) => {
       e => squash(e.getAttribute('data-mjx-error') || e.textContent));
   const containers = region.querySelectorAll('mjx-container').length  // MathJax 3 (class MathJax too)
       || region.querySelectorAll('.MathJax, .MathJax_Display').length;  // MathJax 2
-  return {code_inputs: blocks.input, code_outputs: blocks.output, scrolling, images,
+  return {code_inputs: blocks.input, code_outputs: blocks.output, scrolling, images, views,
           math: {mathjax, elements: mathEls.length, typeset: mathEls.filter(hasOutput).length, containers,
                  untypeset, errors}};
 }
@@ -382,14 +487,18 @@ async ({mathTimeoutMs, imageTimeoutMs}) => {
 
 def check_book(html_dir: str | os.PathLike, pages: list[str] | None = None, *,
                toc: str | os.PathLike | None = None, viewport: tuple[int, int] = (1280, 900),
-               min_scale: float = 0.75, timeout_s: float = 30.0) -> BookReport:
-    """Open every page of a built book in headless Chromium and measure code, images and math.
+               min_scale: float = 0.75, timeout_s: float = 30.0,
+               screenshots: str | os.PathLike | None = None) -> BookReport:
+    """Open every page of a built book in headless Chromium and measure code, images, math,
+    interactive views and local files.
 
     ``html_dir`` is the build (``_build/html``); ``pages`` the pages to check, relative to it
     (default: :func:`book_pages` with ``toc``). ``viewport`` is (width, height) in CSS pixels;
     an image displayed below ``min_scale`` of its natural width counts as narrow. ``timeout_s``
-    bounds each page's load and MathJax. One browser opens all pages; requests that leave the
-    local files are refused and listed per page.
+    bounds each page's load, MathJax and the rendering of its interactive views. One browser
+    opens all pages; requests that leave the local files are refused and listed per page, local
+    files that fail to load are listed. With ``screenshots`` (a folder, created), a full-page
+    PNG of every page is written there, named after the page (``chapters__01_x.png``).
 
     Raises :class:`~mdlearn.errors.MdlearnError` when Playwright or Chromium is missing (the
     message says how to install them) and :class:`~mdlearn.errors.UsageError` for a folder that
@@ -411,7 +520,9 @@ def check_book(html_dir: str | os.PathLike, pages: list[str] | None = None, *,
     with sync_playwright() as pw:
         try:
             browser = pw.chromium.launch(executable_path=chromium, headless=True,
-                                         args=["--no-sandbox", "--disable-gpu", "--no-first-run",
+                                         # WebGL through SwiftShader (software) draws the 3D views
+                                         args=["--no-sandbox", "--use-angle=swiftshader",
+                                               "--enable-unsafe-swiftshader", "--no-first-run",
                                                "--disable-background-networking", "--disable-component-update",
                                                "--disable-sync"])
         except PlaywrightError as e:
@@ -431,17 +542,34 @@ def check_book(html_dir: str | os.PathLike, pages: list[str] | None = None, *,
 
             context.route("**/*", route)
             page = context.new_page()
+            failed: list[str] = []
+
+            def request_failed(request):
+                url = request.url
+                if url.startswith("file:") and url not in external:
+                    failed.append(url)
+
+            page.on("requestfailed", request_failed)
+            shots = Path(screenshots) if screenshots is not None else None
+            if shots is not None:
+                shots.mkdir(parents=True, exist_ok=True)
             for rel in pages:
                 path = html / rel
                 if not path.is_file():
                     reports.append(PageReport(page=rel, found=False, error="page not in the build"))
                     continue
                 external.clear()
+                failed.clear()
                 report = PageReport(page=rel, found=True)
                 try:
                     page.goto(path.as_uri(), wait_until="load", timeout=timeout_s * 1000)
                     data = page.evaluate(_MEASURE_JS, {"mathTimeoutMs": timeout_s * 1000,
-                                                       "imageTimeoutMs": timeout_s * 1000})
+                                                       "imageTimeoutMs": timeout_s * 1000,
+                                                       "viewTimeoutMs": timeout_s * 1000})
+                    if shots is not None:
+                        shot = shots / (rel.replace("/", "__").removesuffix(".html") + ".png")
+                        page.screenshot(path=str(shot), full_page=True)
+                        report.screenshot = str(shot)
                 except PlaywrightError as e:
                     report.error = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
                     reports.append(report)
@@ -455,7 +583,9 @@ def check_book(html_dir: str | os.PathLike, pages: list[str] | None = None, *,
                     report.images.append(ImageInfo(**im, scale=round(scale, 3),
                                                    narrow=shown and scale < min_scale))
                 report.math = MathInfo(**data["math"])
+                report.views = [ViewInfo(**v) for v in data["views"]]
                 report.external_requests = sorted(set(external))
+                report.missing_resources = sorted({_local_path(u, html) for u in failed})
                 reports.append(report)
             version = browser.version
         finally:
@@ -464,13 +594,25 @@ def check_book(html_dir: str | os.PathLike, pages: list[str] | None = None, *,
                       browser=f"Chromium {version} ({chromium})", pages=reports)
 
 
+def _local_path(url: str, html: Path) -> str:
+    """A failed ``file:`` URL as a path relative to the build when inside it."""
+    from urllib.parse import unquote, urlparse
+
+    path = Path(unquote(urlparse(url).path))
+    try:
+        return str(path.relative_to(html))
+    except ValueError:
+        return str(path)
+
+
 def format_report(report: BookReport, details: bool = True) -> str:
     """A readable table of a :class:`BookReport`: one row per page, then what failed (with ``details``)."""
-    head = ("page", "code scrolls", "output scrolls", "images loaded", "narrow", "math typeset", "status")
+    head = ("page", "code scrolls", "output scrolls", "images loaded", "narrow", "math typeset",
+            "views shown", "status")
     rows = []
     for p in report.pages:
         if not p.found or p.error:
-            rows.append((p.page, "-", "-", "-", "-", "-", p.error or "missing"))
+            rows.append((p.page, "-", "-", "-", "-", "-", "-", p.error or "missing"))
             continue
         m = p.math
         assert m is not None
@@ -481,7 +623,7 @@ def format_report(report: BookReport, details: bool = True) -> str:
         rows.append((p.page, f"{len(p.scrolling_of('input'))}/{p.code_inputs}",
                      f"{len(p.scrolling_of('output'))}/{p.code_outputs}",
                      f"{n_img - len(p.missing_images)}/{n_img}", str(len(p.narrow_images)), math,
-                     "ok" if p.ok else "FAIL"))
+                     f"{len(p.views) - len(p.blank_views)}/{len(p.views)}", "ok" if p.ok else "FAIL"))
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
     lines = [f"{report.browser}, viewport {report.viewport[0]}x{report.viewport[1]}, {report.html_dir}",
@@ -505,6 +647,11 @@ def format_report(report: BookReport, details: bool = True) -> str:
                     lines.append(f"{p.page}: MathJax {p.math.mathjax}")
                 lines += [f"{p.page}: untypeset math {s}" for s in p.math.untypeset]
                 lines += [f"{p.page}: MathJax error: {s}" for s in p.math.errors]
+            for v in p.views:
+                if not v.rendered:
+                    lines.append(f"{p.page}: {v.kind} view #{v.index + 1} is blank")
+            for path in p.missing_resources:
+                lines.append(f"{p.page}: local file not loaded: {path}")
             if p.external_requests:
                 lines.append(f"{p.page}: refused {len(p.external_requests)} request(s) off the local files: "
                              + ", ".join(p.external_requests[:3]) + (" ..." if len(p.external_requests) > 3 else ""))
