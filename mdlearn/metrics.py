@@ -295,6 +295,24 @@ class MetricAccumulator:
         """Each metric for each image, as ``{name: array of shape (n_images,)}``."""
         return _metrics_from_stats(self._stats())
 
+    def statistics(self) -> np.ndarray:
+        """The per-image sufficient statistics, ``(n_images, 11)`` float64 (a copy; Chapter 9).
+
+        Everything :meth:`compute` and :meth:`bootstrap` use: saved with a result, they let anyone
+        recompute its numbers and intervals exactly (:meth:`from_statistics`)."""
+        return self._stats().copy()
+
+    @classmethod
+    def from_statistics(cls, stats, aggregation: str = "per_image") -> "MetricAccumulator":
+        """An accumulator holding the images of :meth:`statistics` ``stats`` ``(n_images, 11)``."""
+        arr = np.asarray(stats, dtype=np.float64)
+        if arr.ndim != 2 or arr.shape[1] != _N_STATS or (arr.size and arr[:, _N].min() < 1):
+            raise UsageError(f"expected per-image statistics of shape (n_images, {_N_STATS}) with at least one "
+                             f"valid pixel per image, got shape {arr.shape}")
+        acc = cls(aggregation)
+        acc._rows = list(arr)
+        return acc
+
     def valid_pixels_per_image(self) -> np.ndarray:
         """The number of valid pixels of each image."""
         return self._stats()[:, _N].astype(np.int64)
