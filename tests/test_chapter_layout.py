@@ -10,7 +10,7 @@ from mdlearn.course.chapters import list_chapters
 
 REPO = Path(__file__).resolve().parents[1]
 #: Chapters already laid out for the book.
-FORMATTED = ("01_", "02_", "03_", "04_", "05_", "06_", "07_")
+FORMATTED = ("01_", "02_", "03_", "04_", "05_", "06_", "07_", "08_", "09_")
 CHAPTERS = [p for p in list_chapters(REPO / "chapters") if p.name.startswith(FORMATTED)]
 #: Characters of code the book's theme shows in a 1280-pixel-wide window.
 COLUMN = 76

@@ -63,8 +63,17 @@ CHAPTER_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "book": {"recipe": "book", "n_show": 4, "lambda0_samples": 6000},
         "full": {"recipe": "paper", "n_show": 6, "lambda0_samples": 1_500_000},
     },
+    "08_training_on_a_gpu": {
+        "smoke": {"recipe": "smoke", "demo_samples": 16, "n_timing": 2, "gpu": "A100", "gpu_fraction": 0.3},
+        "book": {"recipe": "book", "demo_samples": 480, "n_timing": 16, "gpu": "A100", "gpu_fraction": 0.3},
+        "full": {"recipe": "paper", "demo_samples": 3200, "n_timing": 64, "gpu": "A100", "gpu_fraction": 0.3},
+    },
+    "09_evaluation": {
+        "smoke": {"recipe": "smoke", "street": "kitti-raw-smoke", "n_show": 3, "results_file": None},
+        "book": {"recipe": "book", "street": "kitti-raw-book", "n_show": 4, "results_file": None},
+        "full": {"recipe": "paper", "street": "kitti-raw-full", "n_show": 6, "results_file": None},
+    },
 }
-
 
 
 #: Chapters in the repository that the book does not show yet, with the reason. They run in the
