@@ -314,6 +314,16 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from .course.reproduce import reproduce
+
+    table = reproduce(args.dataset, args.preset, args.out, overwrite=args.overwrite, progress=not args.quiet,
+                      log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(table.read_text())
+    print(f"wrote {table.parent} (executed chapters in {table.parent / 'notebooks'})")
+    return 0
+
+
 # ------------------------------------------------------------------------- predict / export
 
 
@@ -527,6 +537,16 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--device", default=None, help="cuda, mps or cpu (default: the best available)")
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=_cmd_evaluate)
+
+    rp = sub.add_parser("reproduce", help="the paper's Table 1 end to end: the chapters executed with papermill "
+                        "(prepare, coarse, fine, evaluate), the table beside the paper's (Chapter 9)")
+    rp.add_argument("--dataset", choices=("nyu", "kitti", "indoor", "street"), required=True,
+                    help="which data (indoor: the synthetic rooms; nyu, kitti, street: not available yet)")
+    rp.add_argument("--preset", choices=PRESETS, default="book", help="run size of every chapter (default: book)")
+    rp.add_argument("--out", required=True, help="output folder (new, empty, or an earlier reproduce with --overwrite)")
+    rp.add_argument("--overwrite", action="store_true", help="replace an earlier output of mdlearn reproduce")
+    rp.add_argument("--quiet", action="store_true", help="no progress bars (the step lines still print)")
+    rp.set_defaults(func=_cmd_reproduce)
 
     pr = sub.add_parser("predict", help="depth, preview and point cloud for your own photos (Chapter 9)")
     pr.add_argument("images", nargs="+", help="image files (anything Pillow reads)")

@@ -1,0 +1,137 @@
+"""``mdlearn reproduce``: the whole chain of the paper's Table 1, run as the book's chapters (Chapter 9).
+
+The chain is the chapters themselves, executed with papermill and kept as the record::
+
+    prepare   the dataset (a named synthetic world: generated unless already current)
+    coarse    chapters/06_the_coarse_network   (trains or loads the coarse stage)
+    fine      chapters/07_the_fine_network     (trains or loads the fine stage)
+    evaluate  chapters/09_evaluation           (writes results.json: metrics, per-image statistics,
+                                               bootstrap intervals over test images)
+
+and then ``table1.md`` / ``table1.json``: the paper's published columns beside this book's Mean,
+Coarse and Coarse+Fine with their 95 % intervals and the difference to the paper per metric
+(:func:`mdlearn.reproduction.comparison_table`), computed from ``results.json``'s per-image
+statistics. The output folder::
+
+    OUT/index.json           manifest (format mdlearn-reproduce): settings, steps, wall times
+    OUT/notebooks/*.ipynb    the executed chapters, with every output
+    OUT/results.json         what chapter 9 measured
+    OUT/table1.md, .json     the comparison
+
+``OUT`` is written complete or not at all (staged as ``OUT.partial-<pid>``), and an existing
+``OUT`` is replaced only if this command wrote it and ``--overwrite`` is given.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ..errors import MdlearnError, UsageError
+from .presets import PRESETS
+
+__all__ = ["REPRODUCE_FORMAT", "DATASETS", "CHAIN", "reproduce"]
+
+#: The ``format`` of the manifest ``mdlearn reproduce`` writes.
+REPRODUCE_FORMAT = "mdlearn-reproduce"
+#: What each ``--dataset`` is, and whether it runs yet (None) or why not.
+DATASETS: dict[str, dict[str, Any]] = {
+    "indoor": {"family": "nyu", "synthetic": True, "table": "nyu", "missing": None},
+    "nyu": {"family": "nyu", "synthetic": False, "table": "nyu",
+            "missing": "the real NYU Depth v2 chain (prepare nyu-raw / nyu-labeled from your downloads, then "
+                       "training on them) is not wired into the chapters yet; --dataset indoor runs the "
+                       "same chain on the synthetic rooms"},
+    "street": {"family": "kitti", "synthetic": True, "table": "kitti",
+               "missing": "the book trains no KITTI-family network yet (KITTI training and evaluation are "
+                          "being added); --dataset indoor runs the chain on the synthetic rooms"},
+    "kitti": {"family": "kitti", "synthetic": False, "table": "kitti",
+              "missing": "the book trains no KITTI-family network yet (KITTI training and evaluation are "
+                         "being added); --dataset indoor runs the chain on the synthetic rooms"},
+}
+#: The chapters that make the chain, in order, with the step each stands for.
+CHAIN = (("coarse", "06_the_coarse_network"), ("fine", "07_the_fine_network"), ("evaluate", "09_evaluation"))
+
+
+def _say(log: Callable[[str], None] | None, text: str) -> None:
+    if log is not None:
+        log(text)
+
+
+def reproduce(dataset: str, preset: str, out: str | os.PathLike, *, overwrite: bool = False,
+              progress: bool = True, log: Callable[[str], None] | None = None) -> Path:
+    """Run the chain for ``dataset`` at ``preset`` into the folder ``out``; return ``out/table1.md``.
+
+    Raises :class:`~mdlearn.errors.UsageError` for an unknown or not yet available dataset, an
+    unknown preset, or an ``out`` that holds anything this command did not write (or that it
+    wrote, without ``overwrite``); :class:`~mdlearn.errors.MdlearnError` when a chapter fails:
+    ``out`` is left as it was, and the failed notebook is kept as ``OUT.failed-<chapter>.ipynb``
+    (the message names it and gives papermill's last line).
+    """
+    from .. import recipes
+    from ..datasets import ensure_dataset
+    from ..jobs import check_output_folder, staged_folder, write_atomically, write_json_atomically, write_manifest
+    from ..reproduction import comparison_table, read_results
+    from ..runs import PRESET_RECIPES
+    from .book import package_hash
+    from .chapters import run_chapter
+
+    if dataset not in DATASETS:
+        raise UsageError(f"unknown --dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
+    if preset not in PRESETS:
+        raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    info = DATASETS[dataset]
+    if info["missing"]:
+        raise UsageError(f"reproduce --dataset {dataset}: not available yet: {info['missing']}")
+    out = check_output_folder(out, REPRODUCE_FORMAT, overwrite)
+    recipe = recipes.get_recipe(PRESET_RECIPES[preset])
+    steps: list[dict[str, Any]] = []
+    start = time.perf_counter()
+    n = len(CHAIN) + 2
+
+    def done(step: str, what: str, t0: float) -> None:
+        steps.append({"step": step, "what": what, "seconds": round(time.perf_counter() - t0, 1)})
+        _say(log, f"[{len(steps)}/{n}] {step}: {what} ({time.perf_counter() - t0:.0f} s; "
+                  f"{time.perf_counter() - start:.0f} s in all)")
+
+    with staged_folder(out) as tmp:
+        t0 = time.perf_counter()
+        root = ensure_dataset(recipe.dataset, progress=progress)
+        done("prepare", f"dataset {recipe.dataset} ready in {root}", t0)
+        results = tmp / "results.json"
+        for step, chapter in CHAIN:
+            t0 = time.perf_counter()
+            params = {"results_file": str(results)} if step == "evaluate" else {}
+            nb = tmp / "notebooks" / f"{chapter}.ipynb"
+            _say(log, f"[{len(steps) + 1}/{n}] {step}: executing {chapter} (preset {preset})")
+            try:
+                run_chapter(chapter, preset, output=nb, params=params, progress=progress)
+            except Exception as e:  # papermill's PapermillExecutionError and kernel failures
+                if isinstance(e, (UsageError, MdlearnError)):
+                    raise
+                reason = str(e).strip().splitlines()
+                kept = out.with_name(f"{out.name}.failed-{chapter}.ipynb")
+                if nb.is_file():
+                    shutil.copyfile(nb, kept)
+                raise MdlearnError(f"reproduce: chapter {chapter} failed at preset {preset} (executed notebook: "
+                                   f"{kept}): {reason[-1] if reason else type(e).__name__}") from None
+            done(step, f"{chapter} executed -> notebooks/{nb.name}", t0)
+        if not results.is_file():
+            raise MdlearnError(f"reproduce: {CHAIN[-1][1]} wrote no {results.name}")
+        t0 = time.perf_counter()
+        data, methods = read_results(results)
+        md, js = comparison_table(methods, table=info["table"], synthetic=info["synthetic"],
+                                  data_label=data["data_label"], n_resamples=data["bootstrap"]["n_resamples"],
+                                  seed=data["bootstrap"]["seed"])
+        js.update({"dataset": dataset, "preset": preset, "results": "results.json"})
+        write_atomically(tmp / "table1.md", lambda p: p.write_text(md + "\n"))
+        write_json_atomically(tmp / "table1.json", js)
+        done("table", "table1.md and table1.json written from results.json", t0)
+        write_manifest(tmp, REPRODUCE_FORMAT, {"dataset": dataset, "preset": preset, "recipe": recipe.name},
+                       package_hash(), steps=steps, seconds=round(time.perf_counter() - start, 1),
+                       chapters=[c for _, c in CHAIN])
+    return out / "table1.md"
+

@@ -1,0 +1,65 @@
+"""``mdlearn reproduce``: the chapters executed as the chain, and the table computed from their results.
+
+The end-to-end test runs the real chain at the ``smoke`` preset (chapters 6, 7 and 9 through
+papermill; about a minute on a 2-core machine once the smoke checkpoints are cached).
+"""
+
+import json
+
+import numpy as np
+import pytest
+
+from mdlearn import reproduction as rp
+from mdlearn.course.reproduce import CHAIN, REPRODUCE_FORMAT, reproduce
+from mdlearn.errors import UsageError
+from mdlearn.metrics import MetricAccumulator
+
+
+@pytest.mark.parametrize("dataset,msg", [("kitti", "not available yet"), ("street", "not available yet"),
+                                         ("nyu", "not available yet"), ("make3d", "unknown --dataset")])
+def test_datasets_that_do_not_run_yet_are_refused_before_any_work(tmp_path, dataset, msg):
+    with pytest.raises(UsageError, match=msg):
+        reproduce(dataset, "smoke", tmp_path / "out", progress=False)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_it_did_not_write_is_left_alone(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "mine.txt").write_text("keep me")
+    with pytest.raises(UsageError, match="not written by mdlearn-reproduce"):
+        reproduce("indoor", "smoke", out, progress=False)
+    assert [p.name for p in out.iterdir()] == ["mine.txt"]
+    with pytest.raises(UsageError, match="unknown preset"):
+        reproduce("indoor", "paper", tmp_path / "other", progress=False)
+
+
+def test_smoke_chain_writes_a_table_computed_from_its_results(tmp_path):
+    out = tmp_path / "r"
+    lines = []
+    table = reproduce("indoor", "smoke", out, progress=False, log=lines.append)
+    assert table == out / "table1.md" and len(lines) == 2 * len(CHAIN) + 2  # start + done per chapter
+    manifest = json.loads((out / "index.json").read_text())
+    assert manifest["format"] == REPRODUCE_FORMAT and manifest["spec"]["dataset"] == "indoor"
+    for _, chapter in CHAIN:  # the executed chapters are the record, with their outputs
+        nb = json.loads((out / "notebooks" / f"{chapter}.ipynb").read_text())
+        assert any(c.get("outputs") for c in nb["cells"] if c["cell_type"] == "code")
+    data, methods = rp.read_results(out / "results.json")
+    js = json.loads((out / "table1.json").read_text())
+    n, seed = data["bootstrap"]["n_resamples"], data["bootstrap"]["seed"]
+    assert set(js["ours"]) == set(rp.METHODS) and js["synthetic"] and js["paper"] == rp.PAPER_TABLE1
+    for m in rp.METHODS:  # every number recomputed from the per-image statistics
+        stats = np.asarray(data["methods"][m]["statistics"])
+        acc = MetricAccumulator.from_statistics(stats, data["methods"][m]["aggregation"])
+        ours = acc.compute()
+        ci = acc.bootstrap(n, 0.95, seed)
+        for k in rp.TABLE_METRICS:
+            assert js["ours"][m][k] == ours[k]
+            assert js["confidence_95"][m][k] == list(ci[k])
+            assert js["ours_minus_paper"][m][k] == pytest.approx(ours[k] - rp.PAPER_TABLE1[m][k])
+            assert f"{ours[k]:.3f} [{ci[k][0]:.3f}, {ci[k][1]:.3f}]" in table.read_text()
+        assert len(stats) == len(data["methods"][m]["images"]) == js["images"][m] > 0
+    assert "Synthetic data — not comparable with the paper" in table.read_text()
+    with pytest.raises(UsageError, match="pass --overwrite"):
+        reproduce("indoor", "smoke", out, progress=False)
+    assert not list(tmp_path.glob("r.partial-*"))
