@@ -317,7 +317,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
 def _cmd_reproduce(args: argparse.Namespace) -> int:
     from .course.reproduce import reproduce
 
-    table = reproduce(args.dataset, args.preset, args.out, overwrite=args.overwrite, progress=not args.quiet,
+    table = reproduce(args.dataset, args.preset, args.out, train_data=args.train_data, test_data=args.test_data,
+                      overwrite=args.overwrite, progress=not args.quiet,
                       log=lambda line: print(line, file=sys.stderr, flush=True))
     print(table.read_text())
     print(f"wrote {table.parent} (executed chapters in {table.parent / 'notebooks'})")
@@ -541,9 +542,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp = sub.add_parser("reproduce", help="the paper's Table 1 end to end: the chapters executed with papermill "
                         "(prepare, coarse, fine, evaluate), the table beside the paper's (Chapter 9)")
     rp.add_argument("--dataset", choices=("nyu", "kitti", "indoor", "street"), required=True,
-                    help="which data (indoor: the synthetic rooms; nyu, kitti, street: not available yet)")
+                    help="indoor: the synthetic rooms; nyu: real NYU Depth v2 from --train-data / --test-data; "
+                         "kitti, street: not available yet")
     rp.add_argument("--preset", choices=PRESETS, default="book", help="run size of every chapter (default: book)")
     rp.add_argument("--out", required=True, help="output folder (new, empty, or an earlier reproduce with --overwrite)")
+    rp.add_argument("--train-data", default=None,
+                    help="--dataset nyu: the training folder `mdlearn prepare nyu-raw` wrote")
+    rp.add_argument("--test-data", default=None,
+                    help="--dataset nyu: the test folder `mdlearn prepare nyu-labeled` wrote")
     rp.add_argument("--overwrite", action="store_true", help="replace an earlier output of mdlearn reproduce")
     rp.add_argument("--quiet", action="store_true", help="no progress bars (the step lines still print)")
     rp.set_defaults(func=_cmd_reproduce)

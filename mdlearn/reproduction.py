@@ -39,7 +39,7 @@ from .errors import FormatError, MdlearnError, UsageError
 from .metrics import HIGHER_IS_BETTER, MetricAccumulator
 
 __all__ = ["PAPER_SOURCE", "TABLE_METRICS", "PAPER_TABLE1", "PAPER_TABLE2", "PAPER_TABLES", "LATER_METHODS",
-           "METHODS", "TestPrediction", "MethodResult", "mean_log_at_output", "full_resolution_predictions",
+           "METHODS", "TestPrediction", "MethodResult", "mean_log_at_output", "fill_unseen", "full_resolution_predictions",
            "evaluate_methods", "street_ground_truths", "log_mean_depth",
            "STREET_GROUND_TRUTHS", "results_to_json", "read_results", "comparison_table", "RESULTS_FORMAT"]
 
@@ -137,7 +137,19 @@ def mean_log_at_output(recipe, model, data_root: str | os.PathLike | None = None
 
     mean = recipes.mean_log_depth(recipes.training_data(recipe, "train", data_root, augment=False, progress=False))
     rows, cols = (t.numpy() for t in model.output_grid())
-    return np.log(np.maximum(mean[np.ix_(rows, cols)], 1e-3)).astype(np.float32)
+    return np.log(fill_unseen(mean)[np.ix_(rows, cols)]).astype(np.float32)
+
+
+def fill_unseen(mean: np.ndarray) -> np.ndarray:
+    """A mean depth image with its never-valid pixels (0: no training view had depth there, as
+    at the borders of Kinect depth) set to the geometric mean of the other pixels, so that the
+    Mean baseline predicts a positive depth everywhere (Chapter 6 does the same). A copy."""
+    out = np.array(mean, dtype=np.float32)
+    seen = out > 0
+    if not seen.any():
+        raise UsageError("the mean depth image has no valid pixel: no training view has depth")
+    out[~seen] = float(np.exp(np.log(out[seen].astype(np.float64)).mean()))
+    return out
 
 
 @torch.no_grad()
@@ -218,18 +230,13 @@ def street_ground_truths(drive, frame: int, camera: int = 2) -> dict[str, np.nda
 
 def log_mean_depth(maps: Iterable[np.ndarray]) -> np.ndarray:
     """The **Mean** baseline of sparse or dense depth maps ``(H, W)`` (metres, 0 = none): per pixel
-    the geometric mean over the maps where it is valid (:func:`mdlearn.recipes.mean_log_depth`);
-    pixels valid in none get the geometric mean of all valid values, so the map is positive
-    everywhere. Chapter 9."""
+    the geometric mean over the maps where it is valid (:func:`mdlearn.recipes.mean_log_depth`),
+    pixels valid in none filled by :func:`fill_unseen`, so the map is positive everywhere.
+    Chapter 9."""
     from .recipes import mean_log_depth
 
     maps = [np.asarray(m, np.float32) for m in maps]
-    mean = mean_log_depth([{"depth": torch.from_numpy(m)[None]} for m in maps])
-    valid = np.concatenate([m[m > 0] for m in maps])
-    if valid.size == 0:
-        raise UsageError("log_mean_depth: no valid depth in any map")
-    mean[mean <= 0] = float(np.exp(np.log(valid.astype(np.float64)).mean()))
-    return mean
+    return fill_unseen(mean_log_depth([{"depth": torch.from_numpy(m)[None]} for m in maps]))
 
 
 # ---------------------------------------------------------------------------------- scoring

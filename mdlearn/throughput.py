@@ -60,7 +60,8 @@ def forward_flops(model, scale: str) -> float:
     total = 0.0
     for m, s in shapes.items():
         if isinstance(m, nn.Conv2d):
-            total += 2 * m.in_channels // m.groups * m.kernel_size[0] * m.kernel_size[1] * m.out_channels * s[-1] * s[-2]
+            k = m.kernel_size[0] * m.kernel_size[1]
+            total += 2 * (m.in_channels // m.groups) * k * m.out_channels * s[-1] * s[-2]
         else:
             total += 2 * m.in_features * m.out_features
     return total

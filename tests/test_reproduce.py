@@ -16,8 +16,8 @@ from mdlearn.metrics import MetricAccumulator
 
 
 @pytest.mark.parametrize("dataset,msg", [("kitti", "not available yet"), ("street", "not available yet"),
-                                         ("nyu", "not available yet"), ("make3d", "unknown --dataset")])
-def test_datasets_that_do_not_run_yet_are_refused_before_any_work(tmp_path, dataset, msg):
+                                         ("nyu", "needs --train-data"), ("make3d", "unknown --dataset")])
+def test_datasets_that_cannot_run_are_refused_before_any_work(tmp_path, dataset, msg):
     with pytest.raises(UsageError, match=msg):
         reproduce(dataset, "smoke", tmp_path / "out", progress=False)
     assert not (tmp_path / "out").exists()
@@ -63,3 +63,40 @@ def test_smoke_chain_writes_a_table_computed_from_its_results(tmp_path):
     with pytest.raises(UsageError, match="pass --overwrite"):
         reproduce("indoor", "smoke", out, progress=False)
     assert not list(tmp_path.glob("r.partial-*"))
+
+
+@pytest.mark.slow
+def test_nyu_chain_on_files_in_the_real_formats(tmp_path, monkeypatch, small_dataset):
+    """--dataset nyu: prepare nyu-raw (training) and prepare nyu-labeled (test) folders, as from the
+    real downloads, written here by the project's own writers (tests/test_chain.py does the same)."""
+    from mdlearn.cli import main
+    from mdlearn.datasets import get_dataset
+    from mdlearn.synthetic.nyu_labeled import labeled_from_sync
+    from mdlearn.synthetic.nyu_raw import KinectSpec, write_nyu_raw
+
+    street = get_dataset("kitti-raw-smoke")
+    data = tmp_path / "data"
+    data.mkdir()
+    if street.is_ready():  # chapter 9's street world: borrowed, not regenerated
+        (data / street.name).symlink_to(street.path())
+    monkeypatch.setenv("MDLEARN_DATA", str(data))
+    raw, sync = tmp_path / "raw", tmp_path / "sync"
+    write_nyu_raw(raw, KinectSpec(scenes=1, frames_per_scene=8, seed=3, resolution=0.25), progress=False)
+    assert main(["prepare", "nyu-raw", str(raw), str(sync), "--workers", "1", "--quiet"]) == 0
+    mat, splits = labeled_from_sync(small_dataset[0], tmp_path / "labeled")
+    assert main(["prepare", "nyu-labeled", str(mat), str(splits), str(tmp_path / "nyu"), "--quiet"]) == 0
+    with pytest.raises(UsageError, match="needs --train-data"):
+        reproduce("nyu", "smoke", tmp_path / "r", train_data=sync, progress=False)
+    with pytest.raises(UsageError, match="no test_files_with_gt.txt"):
+        reproduce("nyu", "smoke", tmp_path / "r", train_data=sync, test_data=sync, progress=False)
+    with pytest.raises(UsageError, match="are for --dataset nyu"):
+        reproduce("indoor", "smoke", tmp_path / "r", train_data=sync, progress=False)
+    table = reproduce("nyu", "smoke", tmp_path / "r", train_data=sync, test_data=tmp_path / "nyu" / "test",
+                      progress=False)
+    js = json.loads((tmp_path / "r" / "table1.json").read_text())
+    assert not js["synthetic"] and "not comparable" not in table.read_text()
+    assert js["data"].endswith(str(tmp_path / "nyu" / "test"))
+    n_test = len((small_dataset[0] / "test_files_with_gt.txt").read_text().splitlines())
+    assert 0 < js["images"]["Coarse+Fine"] <= n_test
+    manifest = json.loads((tmp_path / "r" / "index.json").read_text())
+    assert manifest["spec"]["train_data"] == str(sync.resolve())

@@ -118,9 +118,11 @@ def test_log_mean_depth_fills_pixels_never_seen():
     b = np.array([[4.0, 0.0], [4.0, 2.0]], np.float32)
     m = rp.log_mean_depth([a, b])
     assert m[0, 0] == pytest.approx(2.0) and m[1, 0] == pytest.approx(4.0) and m[1, 1] == pytest.approx(2.0)
-    assert m[0, 1] == pytest.approx(np.exp(np.mean(np.log([1, 4, 4, 4, 2]))))
+    assert m[0, 1] == pytest.approx(np.exp(np.mean(np.log([2, 4, 2]))))  # the seen pixels' means
     with pytest.raises(UsageError):
         rp.log_mean_depth([np.zeros((2, 2), np.float32)])
+    mean = np.array([[0.0, 2.0], [8.0, 0.0]], np.float32)
+    assert rp.fill_unseen(mean).tolist() == [[4.0, 2.0], [8.0, 4.0]] and mean[0, 0] == 0
 
 
 def test_full_resolution_predictions_equal_evaluate_network(small_dataset, tmp_path, monkeypatch):

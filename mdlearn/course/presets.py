@@ -54,14 +54,14 @@ CHAPTER_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "full": {"dataset": "indoor", "sample_index": 400, "n_draws": 6, "recipe": "paper", "n_timing": 256},
     },
     "06_the_coarse_network": {
-        "smoke": {"recipe": "smoke", "n_show": 2, "n_templates": 4},
-        "book": {"recipe": "book", "n_show": 4, "n_templates": 8},
-        "full": {"recipe": "paper", "n_show": 6, "n_templates": 8},
+        "smoke": {"recipe": "smoke", "n_show": 2, "n_templates": 4, "data_root": None, "test_root": None},
+        "book": {"recipe": "book", "n_show": 4, "n_templates": 8, "data_root": None, "test_root": None},
+        "full": {"recipe": "paper", "n_show": 6, "n_templates": 8, "data_root": None, "test_root": None},
     },
     "07_the_fine_network": {
-        "smoke": {"recipe": "smoke", "n_show": 2, "lambda0_samples": 16},
-        "book": {"recipe": "book", "n_show": 4, "lambda0_samples": 6000},
-        "full": {"recipe": "paper", "n_show": 6, "lambda0_samples": 1_500_000},
+        "smoke": {"recipe": "smoke", "n_show": 2, "lambda0_samples": 16, "data_root": None, "test_root": None},
+        "book": {"recipe": "book", "n_show": 4, "lambda0_samples": 6000, "data_root": None, "test_root": None},
+        "full": {"recipe": "paper", "n_show": 6, "lambda0_samples": 1_500_000, "data_root": None, "test_root": None},
     },
     "08_training_on_a_gpu": {
         "smoke": {"recipe": "smoke", "demo_samples": 16, "n_timing": 2, "gpu": "A100", "gpu_fraction": 0.3},
@@ -69,9 +69,12 @@ CHAPTER_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
         "full": {"recipe": "paper", "demo_samples": 3200, "n_timing": 64, "gpu": "A100", "gpu_fraction": 0.3},
     },
     "09_evaluation": {
-        "smoke": {"recipe": "smoke", "street": "kitti-raw-smoke", "n_show": 3, "results_file": None},
-        "book": {"recipe": "book", "street": "kitti-raw-book", "n_show": 4, "results_file": None},
-        "full": {"recipe": "paper", "street": "kitti-raw-full", "n_show": 6, "results_file": None},
+        "smoke": {"recipe": "smoke", "street": "kitti-raw-smoke", "n_show": 3, "results_file": None,
+                  "data_root": None, "test_root": None, "synthetic": True},
+        "book": {"recipe": "book", "street": "kitti-raw-book", "n_show": 4, "results_file": None,
+                  "data_root": None, "test_root": None, "synthetic": True},
+        "full": {"recipe": "paper", "street": "kitti-raw-full", "n_show": 6, "results_file": None,
+                  "data_root": None, "test_root": None, "synthetic": True},
     },
 }
 

@@ -2,7 +2,9 @@
 
 The chain is the chapters themselves, executed with papermill and kept as the record::
 
-    prepare   the dataset (a named synthetic world: generated unless already current)
+    prepare   the data: --dataset indoor generates the synthetic rooms unless current;
+              --dataset nyu takes the folders `mdlearn prepare nyu-raw` (training) and
+              `mdlearn prepare nyu-labeled` (test) wrote from the real downloads
     coarse    chapters/06_the_coarse_network   (trains or loads the coarse stage)
     fine      chapters/07_the_fine_network     (trains or loads the fine stage)
     evaluate  chapters/09_evaluation           (writes results.json: metrics, per-image statistics,
@@ -41,10 +43,7 @@ REPRODUCE_FORMAT = "mdlearn-reproduce"
 #: What each ``--dataset`` is, and whether it runs yet (None) or why not.
 DATASETS: dict[str, dict[str, Any]] = {
     "indoor": {"family": "nyu", "synthetic": True, "table": "nyu", "missing": None},
-    "nyu": {"family": "nyu", "synthetic": False, "table": "nyu",
-            "missing": "the real NYU Depth v2 chain (prepare nyu-raw / nyu-labeled from your downloads, then "
-                       "training on them) is not wired into the chapters yet; --dataset indoor runs the "
-                       "same chain on the synthetic rooms"},
+    "nyu": {"family": "nyu", "synthetic": False, "table": "nyu", "missing": None},
     "street": {"family": "kitti", "synthetic": True, "table": "kitti",
                "missing": "the book trains no KITTI-family network yet (KITTI training and evaluation are "
                           "being added); --dataset indoor runs the chain on the synthetic rooms"},
@@ -61,9 +60,33 @@ def _say(log: Callable[[str], None] | None, text: str) -> None:
         log(text)
 
 
-def reproduce(dataset: str, preset: str, out: str | os.PathLike, *, overwrite: bool = False,
-              progress: bool = True, log: Callable[[str], None] | None = None) -> Path:
+def _prepared_folders(dataset: str, train_data, test_data) -> tuple[Path | None, Path | None]:
+    """The training and test folders of ``--dataset nyu`` (absolute: the chapters run elsewhere)."""
+    if dataset != "nyu":
+        if train_data is not None or test_data is not None:
+            raise UsageError(f"--train-data / --test-data are for --dataset nyu, not {dataset}")
+        return None, None
+    if train_data is None or test_data is None:
+        raise UsageError("--dataset nyu needs --train-data (a folder of `mdlearn prepare nyu-raw`) and "
+                         "--test-data (the test folder of `mdlearn prepare nyu-labeled`)")
+    train, test = Path(train_data).resolve(), Path(test_data).resolve()
+    if not ((train / "train_files_with_gt.txt").is_file() or (train / "files_with_gt.txt").is_file()):
+        raise UsageError(f"--train-data {train_data}: no train_files_with_gt.txt or files_with_gt.txt there "
+                         "(run `mdlearn prepare nyu-raw` first)")
+    if not (test / "test_files_with_gt.txt").is_file():
+        raise UsageError(f"--test-data {test_data}: no test_files_with_gt.txt there (pass the test folder "
+                         "`mdlearn prepare nyu-labeled` wrote)")
+    return train, test
+
+
+def reproduce(dataset: str, preset: str, out: str | os.PathLike, *, train_data: str | os.PathLike | None = None,
+              test_data: str | os.PathLike | None = None, overwrite: bool = False, progress: bool = True,
+              log: Callable[[str], None] | None = None) -> Path:
     """Run the chain for ``dataset`` at ``preset`` into the folder ``out``; return ``out/table1.md``.
+
+    ``--dataset nyu`` trains on ``train_data`` (a folder of ``mdlearn prepare nyu-raw``, or any
+    NYU sync-layout folder with a training list) and tests on ``test_data`` (a folder with a
+    ``test_files_with_gt.txt``: the test folder of ``mdlearn prepare nyu-labeled``).
 
     Raises :class:`~mdlearn.errors.UsageError` for an unknown or not yet available dataset, an
     unknown preset, or an ``out`` that holds anything this command did not write (or that it
@@ -86,6 +109,7 @@ def reproduce(dataset: str, preset: str, out: str | os.PathLike, *, overwrite: b
     info = DATASETS[dataset]
     if info["missing"]:
         raise UsageError(f"reproduce --dataset {dataset}: not available yet: {info['missing']}")
+    train_root, test_root = _prepared_folders(dataset, train_data, test_data)
     out = check_output_folder(out, REPRODUCE_FORMAT, overwrite)
     recipe = recipes.get_recipe(PRESET_RECIPES[preset])
     steps: list[dict[str, Any]] = []
@@ -99,12 +123,18 @@ def reproduce(dataset: str, preset: str, out: str | os.PathLike, *, overwrite: b
 
     with staged_folder(out) as tmp:
         t0 = time.perf_counter()
-        root = ensure_dataset(recipe.dataset, progress=progress)
-        done("prepare", f"dataset {recipe.dataset} ready in {root}", t0)
+        if train_root is None:
+            root = ensure_dataset(recipe.dataset, progress=progress)
+            done("prepare", f"dataset {recipe.dataset} ready in {root}", t0)
+        else:
+            done("prepare", f"prepared folders: training {train_root}, test {test_root}", t0)
         results = tmp / "results.json"
+        data_params = {} if train_root is None else {"data_root": str(train_root), "test_root": str(test_root)}
         for step, chapter in CHAIN:
             t0 = time.perf_counter()
-            params = {"results_file": str(results)} if step == "evaluate" else {}
+            params = dict(data_params)
+            if step == "evaluate":
+                params.update(results_file=str(results), synthetic=info["synthetic"])
             nb = tmp / "notebooks" / f"{chapter}.ipynb"
             _say(log, f"[{len(steps) + 1}/{n}] {step}: executing {chapter} (preset {preset})")
             try:
@@ -130,7 +160,10 @@ def reproduce(dataset: str, preset: str, out: str | os.PathLike, *, overwrite: b
         write_atomically(tmp / "table1.md", lambda p: p.write_text(md + "\n"))
         write_json_atomically(tmp / "table1.json", js)
         done("table", "table1.md and table1.json written from results.json", t0)
-        write_manifest(tmp, REPRODUCE_FORMAT, {"dataset": dataset, "preset": preset, "recipe": recipe.name},
+        spec = {"dataset": dataset, "preset": preset, "recipe": recipe.name,
+                "train_data": str(train_root) if train_root else None,
+                "test_data": str(test_root) if test_root else None}
+        write_manifest(tmp, REPRODUCE_FORMAT, spec,
                        package_hash(), steps=steps, seconds=round(time.perf_counter() - start, 1),
                        chapters=[c for _, c in CHAIN])
     return out / "table1.md"
