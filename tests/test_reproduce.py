@@ -34,6 +34,7 @@ def test_a_folder_it_did_not_write_is_left_alone(tmp_path):
         reproduce("indoor", "paper", tmp_path / "other", progress=False)
 
 
+@pytest.mark.slow
 def test_smoke_chain_writes_a_table_computed_from_its_results(tmp_path):
     out = tmp_path / "r"
     lines = []
