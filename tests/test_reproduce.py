@@ -11,7 +11,7 @@ import pytest
 
 from mdlearn import reproduction as rp
 from mdlearn.course.reproduce import CHAIN, REPRODUCE_FORMAT, reproduce
-from mdlearn.errors import UsageError
+from mdlearn.errors import MdlearnError, UsageError
 from mdlearn.metrics import MetricAccumulator
 
 
@@ -101,3 +101,17 @@ def test_nyu_chain_on_files_in_the_real_formats(tmp_path, monkeypatch, small_dat
     assert 0 < js["images"]["Coarse+Fine"] <= n_test
     manifest = json.loads((tmp_path / "r" / "index.json").read_text())
     assert manifest["spec"]["train_data"] == str(sync.resolve())
+
+
+def test_a_failing_chapter_leaves_no_output_and_keeps_its_notebook(tmp_path):
+    train, test = tmp_path / "train", tmp_path / "test"
+    for folder, name in ((train, "files_with_gt.txt"), (test, "test_files_with_gt.txt")):
+        folder.mkdir()
+        (folder / name).write_text("room/rgb_00000.png room/sync_depth_00000.png 518.8579\n")  # no such files
+    out = tmp_path / "r"
+    with pytest.raises(MdlearnError, match="chapter 06_the_coarse_network failed at preset smoke"):
+        reproduce("nyu", "smoke", out, train_data=train, test_data=test, progress=False)
+    assert not out.exists() and not list(tmp_path.glob("r.partial-*"))
+    kept = tmp_path / "r.failed-06_the_coarse_network.ipynb"
+    nb = json.loads(kept.read_text())
+    assert any(o.get("output_type") == "error" for c in nb["cells"] for o in c.get("outputs", []))
