@@ -543,7 +543,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(prepare, coarse, fine, evaluate), the table beside the paper's (Chapter 9)")
     rp.add_argument("--dataset", choices=("nyu", "kitti", "indoor", "street"), required=True,
                     help="indoor: the synthetic rooms; nyu: real NYU Depth v2 from --train-data / --test-data; "
-                         "kitti, street: not available yet")
+                         "kitti, street: not wired yet (chapters 6, 7, 9 are NYU-family)")
     rp.add_argument("--preset", choices=PRESETS, default="book", help="run size of every chapter (default: book)")
     rp.add_argument("--out", required=True, help="output folder (new, empty, or an earlier reproduce with --overwrite)")
     rp.add_argument("--train-data", default=None,
