@@ -42,7 +42,39 @@ import torch
 
 from .errors import MdlearnError, UsageError
 
-__all__ = ["NetworkEval", "unit_blocks_to_full", "protocol_for_size", "evaluate_network", "shard"]
+__all__ = ["NetworkEval", "predict_in_region", "unit_blocks_to_full", "protocol_for_size", "evaluate_network", "shard"]
+
+
+@torch.no_grad()
+def predict_in_region(model, dataset, scale: str = "fine", batch_size: int = 16,
+                      device: str | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Depth ``(N, H, W)`` float32 metres at the input size, and the rows the output covers
+    ``(H, W)`` bool (Chapters 6-7, for both families).
+
+    Like :func:`mdlearn.recipes.predict` (bilinear upsampling in log depth, then ``exp``), but
+    into the input rows the output grid stands for: all of them for NYU networks (the result
+    equals ``recipes.predict`` exactly), the bottom ``fine_rows`` rows for KITTI ones, whose
+    output units are centred there (:meth:`~mdlearn.models.DepthNet.output_grid`). Pixels
+    outside the region are 0 (no prediction).
+    """
+    import torch.nn.functional as F
+
+    from .runtime import default_device
+
+    dev = default_device(device)
+    model = model.to(dev).eval()
+    w, h = model.config.input_size
+    top = h - model.config.fine_rows
+    out = []
+    for batch in torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False):
+        logd = model(batch["image"].to(dev), scale=scale).float()
+        logd = F.interpolate(logd, size=(h - top, w), mode="bilinear", align_corners=False)
+        depth = torch.zeros(logd.shape[0], h, w)
+        depth[:, top:] = logd.exp()[:, 0].cpu()
+        out.append(depth.numpy())
+    region = np.zeros((h, w), bool)
+    region[top:] = True
+    return (np.concatenate(out) if out else np.zeros((0, h, w), np.float32)), region
 
 
 def unit_blocks_to_full(logd: np.ndarray, rows: np.ndarray, cols: np.ndarray, jump: float,

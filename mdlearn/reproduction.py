@@ -156,21 +156,21 @@ def fill_unseen(mean: np.ndarray) -> np.ndarray:
 def full_resolution_predictions(checkpoint: str | os.PathLike, data_root: str | os.PathLike, *,
                                 split: str = "test", mean_log: np.ndarray | None = None,
                                 device: str | None = None, progress: bool = True) -> Iterator[TestPrediction]:
-    """Mean, Coarse and Coarse+Fine for every image of an NYU-layout ``split`` (Chapter 9).
+    """Mean, Coarse and Coarse+Fine for every image of a test ``split`` (Chapter 9).
 
-    The same path as :func:`mdlearn.assess.evaluate_network` (which scores one scale of one
-    checkpoint): each image is resized to the recipe's cache size and centre-cropped to its
-    input; each output unit's depth fills the block of full-resolution pixels around its pixel.
-    ``checkpoint`` is a fine-stage checkpoint (its frozen coarse network gives Coarse);
-    ``mean_log`` (:func:`mean_log_at_output`) adds the ``"Mean"`` prediction. Streams one image
-    at a time.
+    ``data_root`` is an NYU-layout folder for an NYU network, a ``prepare kitti-raw`` output for a
+    KITTI one (Table 2). The same path as :func:`mdlearn.assess.evaluate_network` (which scores
+    one scale of one checkpoint): each image is resized to the recipe's cache size (KITTI: after
+    the paper's crop box) and centre-cropped to its input; each output unit's depth fills the block
+    of full-resolution pixels around its pixel. ``checkpoint`` is a fine-stage checkpoint (its
+    frozen coarse network gives Coarse); ``mean_log`` (:func:`mean_log_at_output`) adds the
+    ``"Mean"`` prediction. KITTI frames without a depth map are skipped (the test set counts
+    them). Streams one image at a time.
     """
     from tqdm.auto import tqdm
 
-    from .assess import unit_blocks_to_full
+    from .assess import _test_set, unit_blocks_to_full
     from .data.augment import test_transform
-    from .data.nyu_dataset import NYUSyncDataset
-    from .data.transforms import nyu_paper_input
     from .models import _receptive_fields
     from .runtime import default_device
     from .train import model_from_checkpoint, read_checkpoint
@@ -179,18 +179,19 @@ def full_resolution_predictions(checkpoint: str | os.PathLike, data_root: str | 
     recipe = (state.get("meta") or {}).get("recipe")
     if not recipe:
         raise MdlearnError(f"{checkpoint}: records no recipe; cannot rebuild its input path")
-    if recipe["family"] != "nyu" or state["stage"] != "fine":
-        raise UsageError(f"{checkpoint}: expected a fine-stage NYU-family checkpoint, got a {state['stage']} "
-                         f"{recipe['family']} one")
+    family = recipe["family"]
+    if family not in ("nyu", "kitti") or state["stage"] != "fine":
+        raise UsageError(f"{checkpoint}: expected a fine-stage NYU- or KITTI-family checkpoint, got a "
+                         f"{state['stage']} {family} one")
     dev = default_device(device)
     model = model_from_checkpoint(checkpoint, device=dev)
     cache_size, input_size = tuple(recipe["cache_size"]), tuple(recipe["input_size"])
-    resize, crop = nyu_paper_input(cache_size), test_transform("nyu", input_size)
+    ds, resize, box_of, _, _ = _test_set(family, Path(data_root), split, cache_size)
+    crop = test_transform(family, input_size)
     rows, cols = (t.numpy() for t in model.output_grid())
     jump = float(_receptive_fields(model.config)["fine.conv4"][1])
     top = int(round((cache_size[0] - input_size[0]) / 2.0))  # as evaluate_network: torchvision's rounding
     left = int(round((cache_size[1] - input_size[1]) / 2.0))
-    ds = NYUSyncDataset(data_root, split)
     for i in tqdm(range(len(ds)), desc=f"predict {Path(data_root).name}/{split}", unit="image",
                   disable=not progress):
         sample = ds[i]
@@ -200,9 +201,11 @@ def full_resolution_predictions(checkpoint: str | os.PathLike, data_root: str | 
         if mean_log is not None:
             logs = {"Mean": np.asarray(mean_log, np.float32), **logs}
         gt = sample["depth"][0].numpy()
+        box = box_of(*gt.shape) if box_of is not None else None
         preds, region = {}, None
         for name, logd in logs.items():
-            preds[name], region = unit_blocks_to_full(logd, rows, cols, jump, (top, left), cache_size, gt.shape)
+            preds[name], region = unit_blocks_to_full(logd, rows, cols, jump, (top, left), cache_size, gt.shape,
+                                                      source_box=box)
         yield TestPrediction(str(sample["name"]), sample["image"].as_subclass(torch.Tensor), gt, region, preds)
 
 
