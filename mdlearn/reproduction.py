@@ -39,7 +39,7 @@ from .errors import FormatError, MdlearnError, UsageError
 from .metrics import HIGHER_IS_BETTER, MetricAccumulator
 
 __all__ = ["PAPER_SOURCE", "TABLE_METRICS", "PAPER_TABLE1", "PAPER_TABLE2", "PAPER_TABLES", "LATER_METHODS",
-           "METHODS", "TestPrediction", "MethodResult", "mean_log_at_output", "fill_unseen", "full_resolution_predictions",
+           "METHODS", "recipe_data_root", "TestPrediction", "MethodResult", "mean_log_at_output", "fill_unseen", "full_resolution_predictions",
            "evaluate_methods", "street_ground_truths", "log_mean_depth",
            "STREET_GROUND_TRUTHS", "results_to_json", "read_results", "comparison_table", "RESULTS_FORMAT"]
 
@@ -124,6 +124,15 @@ class TestPrediction:
     gt: np.ndarray
     region: np.ndarray
     preds: dict[str, np.ndarray]
+
+
+def recipe_data_root(recipe, data_root: str | os.PathLike | None = None) -> Path:
+    """The folder a recipe trains and tests on (Chapter 9): ``data_root`` when given, else its
+    named dataset, generated if missing (KITTI: the ``prepare kitti-raw`` output of the street
+    world, prepared if missing), as :func:`mdlearn.recipes.trained_checkpoint` resolves it."""
+    from . import recipes
+
+    return Path(recipes._data_root(recipe, data_root, progress=False))
 
 
 def mean_log_at_output(recipe, model, data_root: str | os.PathLike | None = None) -> np.ndarray:

@@ -70,11 +70,17 @@ CHAPTER_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "09_evaluation": {
         "smoke": {"recipe": "smoke", "street": "kitti-raw-smoke", "n_show": 3, "results_file": None,
-                  "data_root": None, "test_root": None, "synthetic": True},
+                  "data_root": None, "test_root": None, "synthetic": True,
+                  "kitti_recipe": "kitti-smoke", "kitti_root": None, "kitti_test_root": None,
+                  "table2_file": None, "kitti_synthetic": True},
         "book": {"recipe": "book", "street": "kitti-raw-book", "n_show": 4, "results_file": None,
-                  "data_root": None, "test_root": None, "synthetic": True},
+                  "data_root": None, "test_root": None, "synthetic": True,
+                  "kitti_recipe": None, "kitti_root": None, "kitti_test_root": None,
+                  "table2_file": None, "kitti_synthetic": True},
         "full": {"recipe": "paper", "street": "kitti-raw-full", "n_show": 6, "results_file": None,
-                  "data_root": None, "test_root": None, "synthetic": True},
+                  "data_root": None, "test_root": None, "synthetic": True,
+                  "kitti_recipe": None, "kitti_root": None, "kitti_test_root": None,
+                  "table2_file": None, "kitti_synthetic": True},
     },
 }
 
