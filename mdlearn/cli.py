@@ -539,17 +539,20 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--quiet", action="store_true", help="no progress bar")
     ev.set_defaults(func=_cmd_evaluate)
 
-    rp = sub.add_parser("reproduce", help="the paper's Table 1 end to end: the chapters executed with papermill "
+    rp = sub.add_parser("reproduce", help="the paper's Table 1 or 2 end to end: the chapters executed with papermill "
                         "(prepare, coarse, fine, evaluate), the table beside the paper's (Chapter 9)")
     rp.add_argument("--dataset", choices=("nyu", "kitti", "indoor", "street"), required=True,
-                    help="indoor: the synthetic rooms; nyu: real NYU Depth v2 from --train-data / --test-data; "
-                         "kitti, street: not wired yet (chapters 6, 7, 9 are NYU-family)")
+                    help="indoor: the synthetic rooms; nyu: real NYU Depth v2 from --train-data / --test-data "
+                         "(Table 1); street: the synthetic street drives; kitti: a `prepare kitti-raw` output as "
+                         "--train-data (Table 2)")
     rp.add_argument("--preset", choices=PRESETS, default="book", help="run size of every chapter (default: book)")
     rp.add_argument("--out", required=True, help="output folder (new, empty, or an earlier reproduce with --overwrite)")
     rp.add_argument("--train-data", default=None,
-                    help="--dataset nyu: the training folder `mdlearn prepare nyu-raw` wrote")
+                    help="--dataset nyu: the training folder `mdlearn prepare nyu-raw` wrote; --dataset kitti: "
+                         "the folder `mdlearn prepare kitti-raw` wrote")
     rp.add_argument("--test-data", default=None,
-                    help="--dataset nyu: the test folder `mdlearn prepare nyu-labeled` wrote")
+                    help="--dataset nyu: the test folder `mdlearn prepare nyu-labeled` wrote; --dataset kitti: "
+                         "a `prepare kitti-raw` output with a test split (default: --train-data)")
     rp.add_argument("--overwrite", action="store_true", help="replace an earlier output of mdlearn reproduce")
     rp.add_argument("--quiet", action="store_true", help="no progress bars (the step lines still print)")
     rp.set_defaults(func=_cmd_reproduce)

@@ -22,7 +22,7 @@ def run_cli(*args):
     (["chapter", "run", "99"], "no chapter '99'"),
     (["chapter", "run", "1", "-p", "no_such_parameter", "3"], "no parameter 'no_such_parameter'"),
     (["data", "ensure", "no-such-dataset"], "unknown dataset"),
-    (["reproduce", "--dataset", "street", "--preset", "smoke", "--out", "OUT"], "not available yet"),
+    (["reproduce", "--dataset", "kitti", "--preset", "smoke", "--out", "OUT"], "needs --train-data"),
     (["reproduce", "--dataset", "indoor", "--preset", "huge", "--out", "OUT"], "invalid choice: 'huge'"),
 ])
 def test_misuse_is_one_line_and_exit_2(tmp_path, args, msg):
