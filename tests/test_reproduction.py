@@ -4,6 +4,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from mdlearn import recipes
 from mdlearn import reproduction as rp
@@ -146,3 +147,54 @@ def test_full_resolution_predictions_equal_evaluate_network(small_dataset, tmp_p
     for i in items:  # the Mean is one map for every image, on the networks' pixels
         assert np.array_equal(i.preds["Mean"] > 0, i.region)
         assert np.array_equal(i.preds["Mean"], items[0].preds["Mean"])
+
+
+def test_kitti_full_resolution_predictions_equal_evaluate_network(tmp_path, monkeypatch):
+    """Table 2's path: a KITTI network's Mean / Coarse / Coarse+Fine mapped back through the crop box."""
+    from mdlearn.cli import main
+    from mdlearn.synthetic.kitti_raw import KittiRawSpec, write_kitti_raw
+
+    monkeypatch.setenv("MDLEARN_DATA", str(tmp_path / "data"))
+    raw, depth = tmp_path / "raw", tmp_path / "kitti"
+    write_kitti_raw(raw, KittiRawSpec(drives=2, frames_per_drive=3, seed=3, resolution=0.25, azimuth_steps=500),
+                    workers=1, progress=False)
+    assert main(["prepare", "kitti-raw", str(raw), str(depth), "--workers", "1", "--quiet"]) == 0
+    test_drive = (raw / "splits" / "test_files.txt").read_text().split()[0]
+    (depth / test_drive / "proj_depth" / "camz_time" / "image_02" / "0000000001.png").unlink()  # a missing map
+    rec = recipes.get_recipe("kitti-smoke", coarse_samples=8, fine_samples=8)
+    coarse = train_run(tmp_path / "c", rec, "coarse", data_root=depth, progress=False, device="cpu")
+    fine = train_run(tmp_path / "f", rec, "fine", data_root=depth, init=coarse, progress=False, device="cpu")
+    assert rp.recipe_data_root(rec, depth) == depth
+    model = recipes.build(rec)
+    mean_log = rp.mean_log_at_output(rec, model, depth)
+    assert mean_log.shape == tuple(len(t) for t in model.output_grid())
+    items = list(rp.full_resolution_predictions(fine, depth, mean_log=mean_log, progress=False, device="cpu"))
+    proto = protocol_for_size("kitti_eigen", items[0].gt.shape)
+    res = rp.evaluate_methods(items, {"p": proto})["p"]
+    for method, scale in (("Coarse", "coarse"), ("Coarse+Fine", "fine")):
+        ev = evaluate_network(fine, depth, "kitti_eigen", scale=scale, progress=False, device="cpu")
+        assert res[method].metrics == pytest.approx(ev.result.metrics, rel=1e-12)
+        assert len(res[method].images) == ev.result.n_images and ev.missing_ground_truth == 1
+    rows = np.flatnonzero(items[0].region.any(1))
+    assert rows.min() > 0.3 * items[0].gt.shape[0]  # the fine rows: the lower part of the crop box
+    for i in items:
+        assert np.array_equal(i.preds["Mean"] > 0, i.region)
+
+
+def test_predict_in_region_covers_the_rows_of_the_output_grid(small_dataset):
+    from mdlearn.assess import predict_in_region
+    from mdlearn.models import build_model
+
+    root, _ = small_dataset
+    rec = recipes.get_recipe("smoke")
+    test = recipes.training_data(rec, "test", root, progress=False)
+    model = recipes.build(rec)
+    depth, region = predict_in_region(model, test, scale="coarse", device="cpu")
+    assert region.all() and np.array_equal(depth, recipes.predict(model, test, scale="coarse", device="cpu"))
+    kitti = build_model("kitti", (192, 57))
+    rows = kitti.output_grid()[0]
+    images = [{"image": torch.rand(3, 57, 192)} for _ in range(3)]
+    depth, region = predict_in_region(kitti, images, device="cpu")
+    top = 57 - kitti.config.fine_rows
+    assert depth.shape == (3, 57, 192) and not region[:top].any() and region[top:].all()
+    assert (depth[:, :top] == 0).all() and (depth[:, top:] > 0).all() and top < int(rows.min())
