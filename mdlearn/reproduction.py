@@ -39,8 +39,8 @@ from .errors import FormatError, MdlearnError, UsageError
 from .metrics import HIGHER_IS_BETTER, MetricAccumulator
 
 __all__ = ["PAPER_SOURCE", "TABLE_METRICS", "PAPER_TABLE1", "PAPER_TABLE2", "PAPER_TABLES", "LATER_METHODS",
-           "METHODS", "recipe_data_root", "TestPrediction", "MethodResult", "mean_log_at_output", "fill_unseen", "full_resolution_predictions",
-           "evaluate_methods", "street_ground_truths", "log_mean_depth",
+           "METHODS", "recipe_data_root", "TestPrediction", "MethodResult", "mean_log_at_output", "fill_unseen",
+           "full_resolution_predictions", "evaluate_methods", "street_ground_truths", "log_mean_depth",
            "STREET_GROUND_TRUTHS", "results_to_json", "read_results", "comparison_table", "RESULTS_FORMAT"]
 
 #: Where :data:`PAPER_TABLE1` and :data:`PAPER_TABLE2` come from.
