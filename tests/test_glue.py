@@ -4,6 +4,7 @@ quoted; ``glue_number`` stores plain numbers myst-nb can format, with or without
 
 from __future__ import annotations
 
+import ast
 import json
 import sys
 from pathlib import Path
@@ -54,12 +55,29 @@ def test_chapters_one_to_five_glue_their_numbers():
         assert GLUE_CALL.search("\n".join(_sources(path, "code"))), path.stem
 
 
+def _glued(monkeypatch) -> list:
+    """What glue_number hands to IPython's display, recorded instead of shown."""
+    pytest.importorskip("myst_nb")
+    import myst_nb.ext.glue as ext
+
+    shown = []
+    monkeypatch.setattr(ext, "ipy_display", lambda data, **k: shown.append((data, k)))
+    return shown
+
+
+PLAIN = "application/papermill.record/text/plain"  # display=False: not shown in the page
+
+
 @pytest.mark.parametrize("value, expected", [
     (np.float32(0.25), 0.25), (np.float64(2.5), 2.5), (np.int64(7), 7), (torch.tensor(3), 3),
     (torch.tensor(0.5), 0.5), (np.array(1.5), 1.5), (4, 4), (0.125, 0.125)])
-def test_glue_number_returns_a_plain_number(value, expected):
-    out = glue_number("x", value)
-    assert out == expected and type(out) is type(expected)
+def test_glue_number_stores_a_plain_number(monkeypatch, value, expected):
+    shown = _glued(monkeypatch)
+    assert glue_number("x", value) is None  # ends a cell without printing the value
+    (data, kw), = shown
+    assert kw["metadata"]["scrapbook"]["name"] == "x"
+    stored = ast.literal_eval(data[PLAIN])
+    assert stored == expected and type(stored) is type(expected)
 
 
 @pytest.mark.parametrize("bad", [True, "0.3", None, np.zeros(2)])
@@ -73,20 +91,16 @@ def test_glue_number_refuses_a_name_myst_cannot_quote():
         glue_number("a b:c", 1.0)
 
 
-def test_glue_number_emits_a_hidden_number_myst_nb_formats(monkeypatch):
-    pytest.importorskip("myst_nb")
+def test_myst_nb_formats_the_stored_number(monkeypatch):
     from myst_nb.core.variables import format_plain_text
 
-    shown = []
-    import myst_nb.ext.glue as ext
-    monkeypatch.setattr(ext, "ipy_display", lambda data, **k: shown.append((data, k)))
+    shown = _glued(monkeypatch)
     glue_number("x", np.float64(0.28012))
-    (data, kw), = shown
-    key = "application/papermill.record/text/plain"  # display=False: not shown in the page
-    assert key in data and kw["metadata"]["scrapbook"]["name"] == "x"
-    assert format_plain_text(data[key], ".2f") == "0.28"
+    assert format_plain_text(shown[0][0][PLAIN], ".2f") == "0.28"
 
 
 def test_glue_number_works_without_myst_nb(monkeypatch):
-    monkeypatch.setitem(sys.modules, "myst_nb", None)  # as in Colab: import fails
-    assert glue_number("x", np.float64(1.25)) == 1.25
+    monkeypatch.setitem(sys.modules, "myst_nb", None)  # as in Colab: the import fails
+    assert glue_number("x", np.float64(1.25)) is None
+    with pytest.raises(TypeError):
+        glue_number("x", "1.25")  # the value is still checked

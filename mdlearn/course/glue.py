@@ -5,7 +5,7 @@ shows it with myst-nb's role, ``{glue:text}`name:.1f``` (the part after the last
 Python format specification). The built book then prints the value the chapter computed at the
 preset it was executed with, so the prose cannot drift from the computation.
 
-Where myst-nb is not installed (Colab, a bare ``pip install``) :func:`glue_number` only returns
+Where myst-nb is not installed (Colab, a bare ``pip install``) :func:`glue_number` only checks
 the value: the notebook runs the same, and the role stays visible as text in Jupyter.
 ``tests/test_glue.py`` checks that every key a chapter's markdown uses is glued by one of its
 code cells, and that every glued key is used.
@@ -34,14 +34,14 @@ def _plain(value: Any) -> int | float:
     return int(value) if isinstance(value, numbers.Integral) else float(value)
 
 
-def glue_number(name: str, value: Any) -> int | float:
-    """Glue a computed number under ``name`` for the chapter's markdown, and return it.
+def glue_number(name: str, value: Any) -> None:
+    """Glue a computed number under ``name`` for the chapter's markdown.
 
     ``value`` is a Python, NumPy or 0-d torch real number (not a bool); it is stored as a plain
     ``int`` or ``float``, so that myst-nb's format specifications apply to it (the ``repr`` of a
-    NumPy scalar, ``np.float64(0.28)``, would not parse). Nothing is displayed in the notebook.
-    Without myst-nb the call only converts and returns the value. Raises :class:`TypeError` for
-    anything else.
+    NumPy scalar, ``np.float64(0.28)``, would not parse). Nothing is displayed in the notebook,
+    and the call returns ``None``, so that it may end a cell without printing the value again.
+    Without myst-nb the call only checks the value. Raises :class:`TypeError` for anything else.
     """
     if not name or not re.fullmatch(r"[\w.-]+", name):
         raise TypeError(f"glue_number: name {name!r} must be letters, digits, '_', '.' or '-'")
@@ -49,6 +49,5 @@ def glue_number(name: str, value: Any) -> int | float:
     try:
         from myst_nb import glue
     except ImportError:  # Colab, Binder without the book's extras: nothing to glue into
-        return number
+        return
     glue(name, number, display=False)
-    return number
