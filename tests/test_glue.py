@@ -50,9 +50,9 @@ def test_no_glue_role_is_left_malformed(path):
                 format(7 if spec.endswith("d") else 0.5, spec)  # a valid format specification
 
 
-def test_chapters_one_to_five_glue_their_numbers():
-    for path in CHAPTERS[:5]:
-        assert GLUE_CALL.search("\n".join(_sources(path, "code"))), path.stem
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_every_chapter_glues_its_numbers(path):
+    assert GLUE_CALL.search("\n".join(_sources(path, "code"))), path.stem
 
 
 def _glued(monkeypatch) -> list:
