@@ -74,3 +74,21 @@ def test_executed_chapters_show_text_progress_bars(tmp_path, monkeypatch):
     outputs = nb.cells[0].outputs
     assert not any("application/vnd.jupyter.widget-view+json" in o.get("data", {}) for o in outputs)
     assert any(o.get("name") == "stderr" and "3/3" in o.get("text", "") for o in outputs), outputs
+
+
+def test_executed_chapters_keep_their_figures_when_the_shell_says_agg(tmp_path, monkeypatch):
+    """CI exports MPLBACKEND=Agg; a kernel started with that would save no figure at all."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    from mdlearn.course.book import kernel_env
+
+    monkeypatch.setenv("MPLBACKEND", "Agg")
+    env = kernel_env(tmp_path)
+    assert "MPLBACKEND" not in env
+    monkeypatch.delenv("MPLBACKEND")
+    monkeypatch.setenv("PYTHONSTARTUP", env["PYTHONSTARTUP"])
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nplt.plot([0, 1])\nplt.show()")]
+    NotebookClient(nb, kernel_name="python3", timeout=120).execute()
+    assert any("image/png" in o.get("data", {}) for o in nb.cells[0].outputs), nb.cells[0].outputs

@@ -140,13 +140,16 @@ def kernel_env(build: str | os.PathLike) -> dict[str, str]:
     """The environment for kernels that execute chapters for the book (text progress bars).
 
     Writes ``BUILD/kernel-startup.py`` and returns ``os.environ`` with ``PYTHONSTARTUP`` set to
-    it (IPython kernels run that file before the first cell).
+    it (IPython kernels run that file before the first cell) and without ``MPLBACKEND``: a
+    non-interactive backend inherited from the shell (CI exports ``Agg``) would keep every
+    figure out of the executed chapters; their kernels must use the notebook's inline backend.
     """
     startup = Path(build) / "kernel-startup.py"
     startup.parent.mkdir(parents=True, exist_ok=True)
     if not startup.is_file() or startup.read_text() != _KERNEL_STARTUP:
         startup.write_text(_KERNEL_STARTUP)
-    return {**os.environ, "PYTHONSTARTUP": str(startup.resolve())}
+    env = {k: v for k, v in os.environ.items() if k != "MPLBACKEND"}
+    return {**env, "PYTHONSTARTUP": str(startup.resolve())}
 
 
 def _jupyter_book() -> str:
