@@ -40,6 +40,16 @@ def test_chapter_rules(path):
         assert set(CHAPTER_PRESETS[path.stem][preset]) == set(params) - {"preset"}
 
 
+@pytest.mark.parametrize("path", CHAPTERS, ids=lambda p: p.stem)
+def test_set_up_turns_on_inline_figures(path):
+    """Without `%matplotlib inline` this kernel (ipykernel 7, matplotlib 3.11) shows only the first
+    figure a helper returns; later ones stay undrawn (the book lost most of chapter 6's figures)."""
+    cells = json.loads(path.read_text())["cells"]
+    p = next(i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", []))
+    setup = next(c for c in cells[p + 1:] if c["cell_type"] == "code")
+    assert "".join(setup["source"]).startswith("%matplotlib inline\n")
+
+
 def test_every_chapter_is_in_the_toc_unless_a_draft():
     from mdlearn.course.presets import DRAFT_CHAPTERS
 
