@@ -42,20 +42,12 @@ def test_nyu_raw_dumps_to_table_1_numbers(tmp_path, monkeypatch, small_dataset, 
 
 
 @pytest.mark.slow
-def test_kitti_raw_drives_to_eigen_split_numbers(tmp_path, monkeypatch, capsys):
+def test_kitti_raw_drives_to_eigen_split_numbers(tmp_path, prepared_street, capsys):
     """Synthetic raw drives -> ``prepare kitti-raw`` -> train coarse + fine (smoke) -> evaluate kitti_eigen."""
-    from mdlearn.synthetic.kitti_raw import KittiRawSpec, write_kitti_raw
     from mdlearn.train import read_checkpoint
 
-    monkeypatch.setenv("MDLEARN_DATA", str(tmp_path / "data"))
-    raw, depth = tmp_path / "raw", tmp_path / "kitti"
-    # two drives: the first is the training drive (both cameras), the last the test drive (left camera)
-    write_kitti_raw(raw, KittiRawSpec(drives=2, frames_per_drive=3, seed=3, resolution=0.25, azimuth_steps=500),
-                    workers=1, progress=False)
-    assert main(["prepare", "kitti-raw", str(raw), str(depth), "--workers", "1", "--quiet"]) == 0
-    # one test frame loses its depth map: evaluate counts it instead of failing or skipping it silently
-    test_drive = (raw / "splits" / "test_files.txt").read_text().split()[0]
-    (depth / test_drive / "proj_depth" / "camz_time" / "image_02" / "0000000001.png").unlink()
+    # two drives (training, test); one test frame lost its depth map: evaluate must count it
+    raw, depth, test_drive = prepared_street
     common = ["--preset", "smoke", "--data", str(depth), "--quiet", "--device", "cpu", "--set", "coarse_samples=8",
               "--set", "fine_samples=8"]
     assert main(["train", "--stage", "coarse", "--out", str(tmp_path / "c"), *common]) == 0

@@ -47,7 +47,7 @@ def test_set_up_turns_on_inline_figures(path):
     cells = json.loads(path.read_text())["cells"]
     p = next(i for i, c in enumerate(cells) if "parameters" in c.get("metadata", {}).get("tags", []))
     setup = next(c for c in cells[p + 1:] if c["cell_type"] == "code")
-    assert "".join(setup["source"]).startswith("%matplotlib inline\n")
+    assert "".join(setup["source"]).strip() == "%matplotlib inline"
 
 
 def test_every_chapter_is_in_the_toc_unless_a_draft():

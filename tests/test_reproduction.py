@@ -149,18 +149,9 @@ def test_full_resolution_predictions_equal_evaluate_network(small_dataset, tmp_p
         assert np.array_equal(i.preds["Mean"], items[0].preds["Mean"])
 
 
-def test_kitti_full_resolution_predictions_equal_evaluate_network(tmp_path, monkeypatch):
+def test_kitti_full_resolution_predictions_equal_evaluate_network(tmp_path, prepared_street):
     """Table 2's path: a KITTI network's Mean / Coarse / Coarse+Fine mapped back through the crop box."""
-    from mdlearn.cli import main
-    from mdlearn.synthetic.kitti_raw import KittiRawSpec, write_kitti_raw
-
-    monkeypatch.setenv("MDLEARN_DATA", str(tmp_path / "data"))
-    raw, depth = tmp_path / "raw", tmp_path / "kitti"
-    write_kitti_raw(raw, KittiRawSpec(drives=2, frames_per_drive=3, seed=3, resolution=0.25, azimuth_steps=500),
-                    workers=1, progress=False)
-    assert main(["prepare", "kitti-raw", str(raw), str(depth), "--workers", "1", "--quiet"]) == 0
-    test_drive = (raw / "splits" / "test_files.txt").read_text().split()[0]
-    (depth / test_drive / "proj_depth" / "camz_time" / "image_02" / "0000000001.png").unlink()  # a missing map
+    raw, depth, test_drive = prepared_street  # one test frame without its depth map
     rec = recipes.get_recipe("kitti-smoke", coarse_samples=8, fine_samples=8)
     coarse = train_run(tmp_path / "c", rec, "coarse", data_root=depth, progress=False, device="cpu")
     fine = train_run(tmp_path / "f", rec, "fine", data_root=depth, init=coarse, progress=False, device="cpu")
