@@ -66,9 +66,12 @@ class NamedDataset:
         """Generate the dataset unless it is ready; return its folder."""
         if workers is not None and workers < 1:
             raise UsageError(f"--workers must be at least 1, got {workers}")
+        from .jobs import exclusive
+
         out = self.path(root)
         kwargs = {"progress": progress} | ({"workers": workers} if workers is not None else {})
-        self.ensure_fn(out, self.spec, **kwargs)
+        with exclusive(out):  # another process making the same folder finishes first
+            self.ensure_fn(out, self.spec, **kwargs)
         return out
 
     def summary(self) -> str:

@@ -42,7 +42,7 @@ from pathlib import Path
 
 from .errors import FormatError, UsageError
 
-__all__ = ["MANIFEST_NAME", "EXIT_STATUS_HELP", "check_count", "source_hash", "write_manifest", "read_manifest", "made_by",
+__all__ = ["MANIFEST_NAME", "EXIT_STATUS_HELP", "exclusive", "check_count", "source_hash", "write_manifest", "read_manifest", "made_by",
            "is_current", "input_id", "check_output_folder", "open_resumable_output", "clean_stale", "stage",
            "publish", "staged_folder", "run_tasks", "JobReport", "write_atomically", "write_json_atomically"]
 
@@ -297,6 +297,24 @@ def staged_folder(out: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+@contextmanager
+def exclusive(target: str | os.PathLike) -> Iterator[None]:
+    """Hold an inter-process lock on making ``target`` for the duration of the block.
+
+    Two processes that both find a shared output missing (torchrun's workers, two notebooks on
+    one data folder) would otherwise both write it and race on the rename; the second one now
+    waits, then finds it current. The lock is ``.<name>.lock`` beside ``target`` (an empty file,
+    left in place: removing it would let a third process lock a different file). ``filelock``
+    (a dependency of torch) provides the ``flock``/Windows locking.
+    """
+    from filelock import FileLock
+
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(target.parent / f".{target.name}.lock"):
+        yield
 
 
 # ------------------------------------------------------------------------------ worker pools

@@ -205,6 +205,10 @@ def train_run(out: str | os.PathLike, recipe, stage: str, *, data_root: str | os
                          "--set micro_batch=... to a divisor")
     if stage == "fine" and init_path is None:
         raise UsageError("the fine stage starts from a trained coarse network: pass --init CHECKPOINT_OR_RUN")
+    # What the processes share and may have to make (the default dataset, the training cache, the
+    # mean-depth bias) process 0 makes first while the others wait, then they find it current.
+    if rank != 0:
+        _barrier(world)
     root = recipes._data_root(recipe, data_root, progress=progress)
     out = Path(out)
     config = run_config(recipe, stage, root, init_path)
@@ -241,6 +245,8 @@ def train_run(out: str | os.PathLike, recipe, stage: str, *, data_root: str | os
     elif stage == "coarse":
         recipes.init_coarse_bias(model, recipe, root)
     data = recipes.training_data(recipe, "train", root, progress=progress)
+    if rank == 0:
+        _barrier(world)
     loader = make_loader(data, micro, seed=recipe.seed, **_loader_options(device))
     kind = recipe.optimizer
     opt = make_optimizer(model, stage, kind, **({"adam_lr": recipe.lr} if kind == "adam" else {"lr_scale": recipe.lr}))

@@ -99,6 +99,14 @@ def test_two_gloo_processes_reach_the_weights_of_one_with_the_same_global_batch(
         _train(ds, 48, resume=tmp_path / "half.pt")
 
 
+def _failure(done) -> str:
+    """What a failed torchrun printed, each process's own error lines first (its traceback tail
+    alone hides which process failed first and why)."""
+    text = done.stdout + done.stderr
+    first = [ln for ln in text.splitlines() if "Error" in ln or ln.startswith("mdlearn")]
+    return "\n".join(first[-20:]) + "\n---\n" + text[-3000:]
+
+
 @pytest.mark.slow
 def test_torchrun_two_processes_write_one_run(small_dataset, tmp_path):
     import shutil
@@ -117,7 +125,7 @@ def test_torchrun_two_processes_write_one_run(small_dataset, tmp_path):
            "--preset", "smoke", "--data", str(root), "--out", str(run), "--set", "coarse_samples=32", "--quiet",
            "--checkpoint-every", "3"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, _failure(done)
     assert done.stdout.count("finished coarse stage") == 1  # one report, from process 0
     state = read_checkpoint(run / "checkpoints" / "final.pt")
     assert state["samples_seen"] == 32 and len(state["rng_ranks"]) == 2 and state["meta"]["processes"] == 2
@@ -132,7 +140,7 @@ def test_torchrun_two_processes_write_one_run(small_dataset, tmp_path):
            str(run / "checkpoints" / "final.pt"), "--data", str(root), "--split", "train", "--out", str(out),
            "--quiet", "--device", "cpu"]
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.returncode == 0, _failure(done)
     assert done.stdout.count(f"wrote {out}") == 1 and done.stdout.count("protocol nyu_paper") == 1
     got = json.loads(out.read_text())
     want = evaluate_network(run / "checkpoints" / "final.pt", root, split="train", progress=False, device="cpu")

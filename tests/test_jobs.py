@@ -248,3 +248,20 @@ def test_workers_stop_when_their_parent_is_killed(tmp_path):
         for p in everything:
             if _alive(p):
                 os.kill(p, signal.SIGKILL)
+
+
+def test_exclusive_lets_one_of_two_processes_make_a_shared_output(tmp_path):
+    """Two processes that both find ``out`` missing: with ``jobs.exclusive`` only one makes it."""
+    script = (
+        "import sys, time; from pathlib import Path; from mdlearn.jobs import exclusive\n"
+        "out = Path(sys.argv[1])\n"
+        "with exclusive(out):\n"
+        "    if not out.exists():\n"
+        "        time.sleep(1.0)  # a slow job: the other process is waiting by now\n"
+        "        (out.parent / f'made-by-{sys.argv[2]}').touch()\n"
+        "        out.mkdir()\n"
+    )
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "shared"), str(i)]) for i in range(2)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0]
+    assert len(list(tmp_path.glob("made-by-*"))) == 1
+    assert (tmp_path / "shared").is_dir() and (tmp_path / ".shared.lock").is_file()

@@ -160,15 +160,18 @@ def ensure_prepared(raw_dir: str | os.PathLike, out: str | os.PathLike, workers:
 
     Drives made by other code (another ``raw_dir`` manifest) redo every drive. Returns ``out``.
     """
-    from ..jobs import is_current, made_by
+    from ..jobs import exclusive, is_current, made_by
 
     spec = {"variant": "camz", "rule": "time", "pixel": "round", "cameras": ["image_02", "image_03"],
             "input": input_id(raw_dir)}
     out = Path(out)
     if is_current(out, FORMAT_NAME, spec):
         return out
-    report = prepare_kitti_raw(raw_dir, out, workers=workers, overwrite=made_by(out) == FORMAT_NAME,
-                               progress=progress)
+    with exclusive(out):  # another process preparing the same folder finishes first
+        if is_current(out, FORMAT_NAME, spec):
+            return out
+        report = prepare_kitti_raw(raw_dir, out, workers=workers, overwrite=made_by(out) == FORMAT_NAME,
+                                   progress=progress)
     if report.skipped:
         raise FormatError(f"prepare kitti-raw {raw_dir} -> {out}: skipped {', '.join(sorted(report.skipped))}")
     return out
