@@ -294,6 +294,8 @@ def trained_checkpoint(recipe: Recipe | str, stage: str, *, data_root: str | os.
     ``data/models/<recipe>-<stage>-<key>.pt`` with :func:`recipe_key`; the fine stage first
     ensures the coarse one. Returns the path.
     """
+    from .jobs import exclusive
+
     recipe = get_recipe(recipe) if isinstance(recipe, str) else recipe
     root = _data_root(recipe, data_root)
     out = models_dir() / f"{recipe.name}-{stage}-{recipe_key(recipe, stage, root)}.pt"
@@ -303,33 +305,24 @@ def trained_checkpoint(recipe: Recipe | str, stage: str, *, data_root: str | os.
     if stage == "fine":
         base = get_recipe(recipe.coarse_recipe) if recipe.coarse_recipe else recipe
         init = trained_checkpoint(base, "coarse", data_root=root, progress=progress, device=device)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    train_stage(recipe, stage, out, data_root=root, init=init, progress=progress, device=device)
+    with exclusive(out):  # a second notebook asking for the same model waits, then loads it
+        if not out.is_file():
+            train_stage(recipe, stage, out, data_root=root, init=init, progress=progress, device=device)
     return out
 
 
-@torch.no_grad()
 def predict(model, dataset, scale: str = "fine", batch_size: int = 16, device: str | None = None) -> np.ndarray:
     """Depth predictions ``(N, H, W)`` float32 metres for every sample of ``dataset`` (Chapter 6).
 
     The network's log-depth map (4x coarser than its input) is upsampled bilinearly **in log
-    depth** to the input size and exponentiated, so it can be compared with the sample's depth
-    pixel for pixel.
+    depth** and exponentiated, so it can be compared with the sample's depth pixel for pixel:
+    over the whole input for NYU networks; for KITTI ones over the bottom ``fine_rows`` rows
+    their output stands for, with 0 (no prediction) above
+    (:func:`mdlearn.assess.predict_in_region`, which also returns that region).
     """
-    import torch.nn.functional as F
+    from .assess import predict_in_region
 
-    from .runtime import default_device
-
-    dev = default_device(device)
-    model = model.to(dev).eval()
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=False)
-    out = []
-    for batch in loader:
-        img = batch["image"].to(dev)
-        logd = model(img, scale=scale).float()
-        logd = F.interpolate(logd, size=img.shape[-2:], mode="bilinear", align_corners=False)
-        out.append(logd.exp()[:, 0].cpu().numpy())
-    return np.concatenate(out) if out else np.zeros((0, 0, 0), np.float32)
+    return predict_in_region(model, dataset, scale=scale, batch_size=batch_size, device=device)[0]
 
 
 def targets(dataset) -> np.ndarray:

@@ -189,3 +189,5 @@ def test_predict_in_region_covers_the_rows_of_the_output_grid(small_dataset):
     top = 57 - kitti.config.fine_rows
     assert depth.shape == (3, 57, 192) and not region[:top].any() and region[top:].all()
     assert (depth[:, :top] == 0).all() and (depth[:, top:] > 0).all() and top < int(rows.min())
+    # recipes.predict is the same prediction (it used to stretch a KITTI output over every row)
+    assert np.array_equal(recipes.predict(kitti, images, device="cpu"), depth)

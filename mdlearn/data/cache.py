@@ -241,11 +241,15 @@ def ensure_cache(source: Dataset, out: str | os.PathLike, size: tuple[int, int] 
     resize = resize if resize is not None else _default_resize(source, size)
     split = split or _split_of(source)
     target = Path(out) / split
-    if is_current(target, *_expected(source, size, resize)):
+    expected = _expected(source, size, resize)
+    if is_current(target, *expected):
         return Path(out)
-    ours = jobs.made_by(target) == CACHE_FORMAT
-    return write_cache(source, out, size, resize=resize, split=split, overwrite=ours, workers=workers,
-                       progress=progress)
+    with jobs.exclusive(target):  # another process writing the same cache finishes first
+        if is_current(target, *expected):
+            return Path(out)
+        ours = jobs.made_by(target) == CACHE_FORMAT
+        return write_cache(source, out, size, resize=resize, split=split, overwrite=ours, workers=workers,
+                           progress=progress)
 
 
 class CachedDataset(Dataset):
