@@ -42,7 +42,7 @@ from pathlib import Path
 
 from .errors import FormatError, UsageError
 
-__all__ = ["MANIFEST_NAME", "EXIT_STATUS_HELP", "exclusive", "check_count", "source_hash", "write_manifest", "read_manifest", "made_by",
+__all__ = ["MANIFEST_NAME", "EXIT_STATUS_HELP", "exclusive", "lock_path", "check_count", "source_hash", "write_manifest", "read_manifest", "made_by",
            "is_current", "input_id", "check_output_folder", "open_resumable_output", "clean_stale", "stage",
            "publish", "staged_folder", "run_tasks", "JobReport", "write_atomically", "write_json_atomically"]
 
@@ -299,21 +299,31 @@ def staged_folder(out: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
+def lock_path(target: str | os.PathLike) -> Path:
+    """The lock file :func:`exclusive` takes for ``target``: in this user's folder of the system's
+    temporary directory, named by a hash of ``target``'s absolute path, so that no output folder
+    gets a file its job did not write."""
+    import getpass
+    import tempfile
+
+    key = hashlib.sha256(str(Path(target).resolve()).encode()).hexdigest()[:24]
+    return Path(tempfile.gettempdir()) / f"mdlearn-locks-{getpass.getuser()}" / f"{key}.lock"
+
+
 @contextmanager
 def exclusive(target: str | os.PathLike) -> Iterator[None]:
     """Hold an inter-process lock on making ``target`` for the duration of the block.
 
-    Two processes that both find a shared output missing (torchrun's workers, two notebooks on
-    one data folder) would otherwise both write it and race on the rename; the second one now
-    waits, then finds it current. The lock is ``.<name>.lock`` beside ``target`` (an empty file,
-    left in place: removing it would let a third process lock a different file). ``filelock``
-    (a dependency of torch) provides the ``flock``/Windows locking.
+    Two processes on one machine that both find a shared output missing (torchrun's workers, two
+    notebooks on one data folder) would otherwise both write it and race on the rename; the
+    second one now waits, then finds it current. The lock file is :func:`lock_path`; ``filelock``
+    (a dependency of torch) does the ``flock`` / Windows locking.
     """
     from filelock import FileLock
 
-    target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    with FileLock(target.parent / f".{target.name}.lock"):
+    lock = lock_path(target)
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(lock):
         yield
 
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from mdlearn import jobs
 from mdlearn.cli import main
 from mdlearn.errors import MdlearnError
 from mdlearn.synthetic.kitti_raw import KittiRawSpec, write_kitti_raw
@@ -264,4 +265,6 @@ def test_exclusive_lets_one_of_two_processes_make_a_shared_output(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / "shared"), str(i)]) for i in range(2)]
     assert [p.wait(timeout=60) for p in procs] == [0, 0]
     assert len(list(tmp_path.glob("made-by-*"))) == 1
-    assert (tmp_path / "shared").is_dir() and (tmp_path / ".shared.lock").is_file()
+    assert (tmp_path / "shared").is_dir()
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["shared", *(p.name for p in tmp_path.glob("made-by-*"))])
+    assert jobs.lock_path(tmp_path / "shared").is_file()  # the lock is kept outside the output's folder
