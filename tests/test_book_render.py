@@ -62,6 +62,36 @@ def test_the_check_saw_what_the_chapters_hold(report):
     kinds = sorted(v.kind for v in pages["07"].views)
     assert kinds == ["plotly", "widget"], kinds
     assert all(v.rendered and v.height > 100 for p in chapters for v in p.views)
+    # every chapter's figures were counted against its executed notebook
+    assert all(p.notebook_figures and p.output_figures == p.notebook_figures for p in chapters)
+
+
+@pytest.mark.slow
+def test_every_bundled_widget_module_finds_its_fonts_beside_the_bundle(report):
+    """Each module of embed-amd.js takes its public path (where its fonts are) from the URL
+    require.js gives its name; one left unmapped asked for fonts under the page's folder,
+    depending on which style sheet came first (a flaky missing-font failure)."""
+    import re
+
+    from playwright.sync_api import sync_playwright
+
+    from mdlearn.course.book import WIDGETS_FOLDER
+    from mdlearn.course.browser import find_chromium
+
+    html = OUT / "_build" / "html"
+    bundle = (html / "_static" / WIDGETS_FOLDER / "embed-amd.js").read_text()
+    names = sorted(set(re.findall(r'define\("(@jupyter-widgets/[^"]+)"', bundle)))
+    assert "@jupyter-widgets/controls" in names and "@jupyter-widgets/base" in names
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=find_chromium(), headless=True, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto((html / "chapters" / "07_the_fine_network.html").as_uri())
+            urls = page.evaluate("names => names.map(n => require.toUrl(n + '.js'))", names)
+        finally:
+            browser.close()
+    folder = (html / "_static" / WIDGETS_FOLDER).as_uri() + "/"
+    assert all(u.startswith(folder) for u in urls), dict(zip(names, urls))
 
 
 @pytest.mark.slow

@@ -264,3 +264,63 @@ def test_install_chromium_says_why_it_cannot(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no browser and no apt-get on PATH
     reason = install_chromium()
     assert reason and "apt-get is not available" in reason and "\n" not in reason
+
+
+def _notebook(path: Path, outputs: list[list[dict]]) -> None:
+    """An executed notebook with one code cell per entry of ``outputs`` (each a list of ``data``)."""
+    cells = [{"cell_type": "code", "source": f"plot_{i}()\n", "metadata": {}, "execution_count": i + 1,
+              "outputs": [{"output_type": "display_data", "data": d, "metadata": {}} for d in outs]}
+             for i, outs in enumerate(outputs)]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+
+
+FIGURE = {"image/png": "iVBORw0KGgo=", "text/plain": "<Figure size 640x480 with 1 Axes>"}
+LOST = {"text/plain": "<Figure size 825x422.812 with 21 Axes>"}
+HTML_WITH_PNG = {"text/html": "<b>table</b>", "image/png": "iVBORw0KGgo=", "text/plain": "table"}
+
+
+def test_notebook_figures_counts_what_the_book_renders_as_an_image(tmp_path):
+    from mdlearn.course.browser import notebook_figures
+
+    _notebook(tmp_path / "nb.ipynb", [[FIGURE], [HTML_WITH_PNG, {"text/plain": "42"}], [LOST], [FIGURE, FIGURE]])
+    got = notebook_figures(tmp_path / "nb.ipynb")
+    assert got.images == 3 and got.lost == ["plot_2()"]  # the HTML output wins over its PNG
+    (tmp_path / "bad.ipynb").write_text("{not json")
+    with pytest.raises(Exception, match="bad.ipynb: not a readable notebook"):
+        notebook_figures(tmp_path / "bad.ipynb")
+
+
+def test_page_figures_are_counted_against_the_executed_notebook(browser, tmp_path):
+    html = tmp_path / "_build" / "html"
+    html.mkdir(parents=True)
+    Image.new("RGB", (400, 100), (20, 30, 200)).save(html / "fig.png")
+    out_img = '<div class="cell_output"><img src="fig.png" alt="fig.png"></div>'
+    prose_img = '<p><img src="fig.png" alt="a figure in the prose"></p>'
+    import base64
+    import io
+
+    png = io.BytesIO()
+    Image.new("RGB", (8, 8), (0, 200, 0)).save(png, format="PNG")
+    data_img = ('<div class="cell_output"><img alt="inline" src="data:image/png;base64,'
+                + base64.b64encode(png.getvalue()).decode() + '"></div>')  # an HTML output's own image
+    page = '<!DOCTYPE html><html><body><article class="bd-article">{}</article></body></html>'
+    (html / "all.html").write_text(page.format(out_img * 2 + prose_img + data_img))
+    (html / "one_lost.html").write_text(page.format(out_img + prose_img))  # the notebook has 2
+    (html / "as_text.html").write_text(page.format(out_img))
+    (html / "no_notebook.html").write_text(page.format(prose_img))
+    executed = tmp_path / "_build" / "jupyter_execute"
+    _notebook(executed / "all.ipynb", [[FIGURE], [FIGURE, HTML_WITH_PNG]])
+    _notebook(executed / "one_lost.ipynb", [[FIGURE], [FIGURE]])
+    _notebook(executed / "as_text.ipynb", [[FIGURE], [LOST]])
+    report = check_book(html, ["all.html", "one_lost.html", "as_text.html", "no_notebook.html"], timeout_s=10)
+    pages = {p.page: p for p in report.pages}
+    assert (pages["all.html"].output_figures, pages["all.html"].notebook_figures) == (2, 2)
+    assert pages["all.html"].ok and pages["no_notebook.html"].ok
+    assert pages["no_notebook.html"].notebook_figures is None
+    assert (pages["one_lost.html"].output_figures, pages["one_lost.html"].notebook_figures) == (1, 2)
+    assert not pages["one_lost.html"].ok
+    assert pages["as_text.html"].lost_figures == ["plot_1()"] and not pages["as_text.html"].ok
+    text = format_report(report)
+    assert "one_lost.html: shows 1 output figures, its executed notebook has 2 image outputs" in text
+    assert "as_text.html: a figure reached the notebook as text only, in the cell 'plot_1()'" in text

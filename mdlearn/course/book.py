@@ -54,11 +54,14 @@ _FONT_SUFFIXES = (".woff", ".woff2", ".ttf", ".eot", ".svg")
 #: alone, it looks for them under the page's folder, where the CDN layout would have them)
 _ASSETS_PATH_JS = """\
 // Written by mdlearn.course.book: embed-amd.js loads its fonts from this folder. Its modules
-// locate themselves through require.js under the name @jupyter-widgets/html-manager/dist.
+// (@jupyter-widgets/base, /controls, ..., /html-manager/dist/libembed-amd) each take their
+// public path from the URL require.js gives their name: map every one of them here, or the
+// module whose style sheet comes first asks for the fonts under the page's folder.
 (function () {
   var here = document.currentScript.src.replace(/[?#].*$/, "").replace(/[^/]*$/, "");
   window.__jupyter_widgets_assets_path__ = here;
-  require.config({paths: {"@jupyter-widgets/html-manager/dist": here.replace(/\\/$/, "")}});
+  require.config({paths: {"@jupyter-widgets/html-manager/dist": here.replace(/\\/$/, ""),
+                          "@jupyter-widgets": here.replace(/\\/$/, "")}});
 })();
 """
 

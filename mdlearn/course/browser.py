@@ -16,6 +16,12 @@ measures the page in the DOM:
   rendered size; one displayed at less than ``min_scale`` of its natural width is *narrow*: its
   text shrinks by the same factor, and below the default 0.75 the 10-point labels of a 100-dpi
   matplotlib figure (about 14 px) drop under 10 px. Narrow images are reported, not failed.
+* **figures against the executed notebook**: the figures a page shows in its cell outputs (image
+  files the book wrote from the notebook's outputs) are counted against the outputs of the
+  notebook it was built from (``_build/jupyter_execute``, :func:`notebook_figures`): every output
+  the book renders as an image must show on the page, and no figure may have reached the notebook
+  as its text alone (``<Figure size 640x480 with 1 Axes>``, what a kernel without an inline
+  backend saves). A page can be free of broken images and still lack figures; this catches it.
 * **math**: every Sphinx math element (``.math``) must hold a MathJax container, MathJax must not
   report a TeX error, and no raw ``$...$``, ``$$...$$``, ``\\(``, ``\\[`` or ``\\begin{`` may be
   left in the text outside code.
@@ -36,7 +42,9 @@ overrides the search.
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -45,7 +53,8 @@ from typing import Any, Literal
 from ..errors import MdlearnError, UsageError
 
 __all__ = ["CodeBlock", "ImageInfo", "MathInfo", "ViewInfo", "PageReport", "BookReport", "find_chromium",
-           "browser_unavailable", "install_chromium", "toc_pages", "book_pages", "check_book", "format_report"]
+           "browser_unavailable", "install_chromium", "toc_pages", "book_pages", "check_book", "format_report",
+           "NotebookFigures", "notebook_figures", "HTML_RENDER_PRIORITY"]
 
 #: executables tried, in order, when ``$MDLEARN_CHROMIUM`` is not set
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -85,12 +94,16 @@ class ImageInfo:
     """One ``img`` of a page's article: whether it loaded, its natural and rendered size (CSS px).
 
     ``scale`` is rendered width / natural width (0 when not loaded or not displayed); ``narrow``
-    says it is displayed at less than the check's ``min_scale``.
+    says it is displayed at less than the check's ``min_scale``; ``in_output`` that it is a
+    figure of a cell's output (an image file the book wrote from the notebook).
     """
 
     src: str
     alt: str
     loaded: bool
+    #: shown in a cell's output from an image file the book wrote (not a data: or blob: URL of an
+    #: HTML output or a widget)
+    in_output: bool
     natural_width: int
     natural_height: int
     rendered_width: float
@@ -146,6 +159,10 @@ class PageReport:
     images: list[ImageInfo] = field(default_factory=list)
     math: MathInfo | None = None
     views: list[ViewInfo] = field(default_factory=list)
+    #: image outputs of the executed notebook the page was built from (None: no notebook found)
+    notebook_figures: int | None = None
+    #: the notebook's code cells (first line) whose figure was saved as text only
+    lost_figures: list[str] = field(default_factory=list)
     external_requests: list[str] = field(default_factory=list)
     missing_resources: list[str] = field(default_factory=list)
     screenshot: str = ""
@@ -166,6 +183,17 @@ class PageReport:
         return [i for i in self.images if i.narrow]
 
     @property
+    def output_figures(self) -> int:
+        """Figures of cell outputs that loaded on the page."""
+        return sum(1 for i in self.images if i.in_output and i.loaded)
+
+    @property
+    def figures_ok(self) -> bool:
+        """The page shows exactly the notebook's image outputs, and none was saved as text only."""
+        return not self.lost_figures and (self.notebook_figures is None
+                                          or self.output_figures == self.notebook_figures)
+
+    @property
     def blank_views(self) -> list[ViewInfo]:
         """Interactive views that show nothing."""
         return [v for v in self.views if not v.rendered]
@@ -173,10 +201,11 @@ class PageReport:
     @property
     def ok(self) -> bool:
         """No scrolling code block, no missing image or local file, all math typeset, no blank
-        interactive view, no request off the local files (narrow images are only reported)."""
+        interactive view, no request off the local files, every figure of the executed notebook
+        shown (narrow images are only reported)."""
         math_ok = self.math is not None and not self.math.untypeset and not self.math.errors
         return (self.found and not self.error and not self.scrolling and not self.missing_images
-                and math_ok and not self.blank_views and not self.missing_resources
+                and self.figures_ok and math_ok and not self.blank_views and not self.missing_resources
                 and not self.external_requests)
 
 
@@ -450,6 +479,7 @@ async ({mathTimeoutMs, imageTimeoutMs, viewTimeoutMs}) => {
     const src = img.getAttribute('src') || '';
     return {src: clip(src, 160), alt: clip(img.getAttribute('alt') || '', 120),
             loaded: img.complete && img.naturalWidth > 0,
+            in_output: !!img.closest('.cell_output, .output') && !/^(data|blob):/.test(src),
             natural_width: img.naturalWidth, natural_height: img.naturalHeight,
             rendered_width: r.width, rendered_height: r.height};
   });
@@ -485,10 +515,56 @@ async ({mathTimeoutMs, imageTimeoutMs, viewTimeoutMs}) => {
 """
 
 
+#: the output types myst-nb can render in HTML, best first (its default ``html`` render priority)
+HTML_RENDER_PRIORITY = ("application/vnd.jupyter.widget-view+json", "application/javascript", "text/html",
+                        "image/svg+xml", "image/png", "image/gif", "image/jpeg", "text/markdown", "text/latex",
+                        "text/plain")
+IMAGE_TYPES = ("image/svg+xml", "image/png", "image/gif", "image/jpeg")
+_FIGURE_TEXT = re.compile(r"^<Figure size [0-9.]+x[0-9.]+ with [0-9]+ Axes>$")
+
+
+@dataclass(frozen=True)
+class NotebookFigures:
+    """The figures of an executed notebook: ``images`` outputs the book renders as an image (the
+    best type it can show is one, as myst-nb chooses), and ``lost``: the first line of each code
+    cell with a matplotlib figure saved only as its text."""
+
+    images: int
+    lost: list[str]
+
+
+def notebook_figures(path: str | os.PathLike) -> NotebookFigures:
+    """Count the figures of the executed notebook ``path`` as the book will render them.
+
+    Raises :class:`~mdlearn.errors.MdlearnError` for a file that is not a notebook."""
+    try:
+        nb = json.loads(Path(path).read_text())
+        cells = nb["cells"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise MdlearnError(f"{path}: not a readable notebook ({e})") from None
+    images, lost = 0, []
+    for cell in cells:
+        if cell.get("cell_type") != "code":
+            continue
+        for out in cell.get("outputs", []):
+            data = out.get("data") or {}
+            shown = next((t for t in HTML_RENDER_PRIORITY if t in data), None)
+            if shown in IMAGE_TYPES:
+                images += 1
+            text = data.get("text/plain", "")
+            text = "".join(text) if isinstance(text, list) else str(text)
+            if not any(t in data for t in IMAGE_TYPES) and _FIGURE_TEXT.match(text.strip()):
+                source = cell.get("source", "")
+                source = "".join(source) if isinstance(source, list) else str(source)
+                lost.append(next((ln for ln in source.splitlines() if ln.strip()), "")[:100])
+    return NotebookFigures(images, lost)
+
+
 def check_book(html_dir: str | os.PathLike, pages: list[str] | None = None, *,
                toc: str | os.PathLike | None = None, viewport: tuple[int, int] = (1280, 900),
                min_scale: float = 0.75, timeout_s: float = 30.0,
-               screenshots: str | os.PathLike | None = None) -> BookReport:
+               screenshots: str | os.PathLike | None = None,
+               notebooks: str | os.PathLike | None = None) -> BookReport:
     """Open every page of a built book in headless Chromium and measure code, images, math,
     interactive views and local files.
 
@@ -499,6 +575,9 @@ def check_book(html_dir: str | os.PathLike, pages: list[str] | None = None, *,
     opens all pages; requests that leave the local files are refused and listed per page, local
     files that fail to load are listed. With ``screenshots`` (a folder, created), a full-page
     PNG of every page is written there, named after the page (``chapters__01_x.png``).
+    ``notebooks`` is the folder of the executed notebooks the pages were built from (default:
+    ``jupyter_execute`` beside ``html_dir``, where Jupyter Book writes them); a page whose
+    notebook is there has its figures counted against it (:func:`notebook_figures`).
 
     Raises :class:`~mdlearn.errors.MdlearnError` when Playwright or Chromium is missing (the
     message says how to install them) and :class:`~mdlearn.errors.UsageError` for a folder that
@@ -511,6 +590,7 @@ def check_book(html_dir: str | os.PathLike, pages: list[str] | None = None, *,
         raise UsageError(f"min_scale must be in (0, 1], got {min_scale}")
     if pages is None:
         pages = book_pages(html, toc)
+    executed = Path(notebooks) if notebooks is not None else html.parent / "jupyter_execute"
     _require_playwright()
     chromium = find_chromium()
     from playwright.sync_api import Error as PlaywrightError
@@ -584,6 +664,10 @@ def check_book(html_dir: str | os.PathLike, pages: list[str] | None = None, *,
                                                    narrow=shown and scale < min_scale))
                 report.math = MathInfo(**data["math"])
                 report.views = [ViewInfo(**v) for v in data["views"]]
+                nb = executed / (rel.removesuffix(".html") + ".ipynb")
+                if nb.is_file():
+                    figures = notebook_figures(nb)
+                    report.notebook_figures, report.lost_figures = figures.images, figures.lost
                 report.external_requests = sorted(set(external))
                 report.missing_resources = sorted({_local_path(u, html) for u in failed})
                 reports.append(report)
@@ -607,12 +691,12 @@ def _local_path(url: str, html: Path) -> str:
 
 def format_report(report: BookReport, details: bool = True) -> str:
     """A readable table of a :class:`BookReport`: one row per page, then what failed (with ``details``)."""
-    head = ("page", "code scrolls", "output scrolls", "images loaded", "narrow", "math typeset",
+    head = ("page", "code scrolls", "output scrolls", "images loaded", "figures", "narrow", "math typeset",
             "views shown", "status")
     rows = []
     for p in report.pages:
         if not p.found or p.error:
-            rows.append((p.page, "-", "-", "-", "-", "-", "-", p.error or "missing"))
+            rows.append((p.page, "-", "-", "-", "-", "-", "-", "-", p.error or "missing"))
             continue
         m = p.math
         assert m is not None
@@ -622,7 +706,9 @@ def format_report(report: BookReport, details: bool = True) -> str:
         n_img = len(p.images)
         rows.append((p.page, f"{len(p.scrolling_of('input'))}/{p.code_inputs}",
                      f"{len(p.scrolling_of('output'))}/{p.code_outputs}",
-                     f"{n_img - len(p.missing_images)}/{n_img}", str(len(p.narrow_images)), math,
+                     f"{n_img - len(p.missing_images)}/{n_img}",
+                     "-" if p.notebook_figures is None else f"{p.output_figures}/{p.notebook_figures}",
+                     str(len(p.narrow_images)), math,
                      f"{len(p.views) - len(p.blank_views)}/{len(p.views)}", "ok" if p.ok else "FAIL"))
     widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
     fmt = lambda r: "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
@@ -642,6 +728,11 @@ def format_report(report: BookReport, details: bool = True) -> str:
                 elif im.narrow:
                     lines.append(f"{p.page}: image shown at {im.rendered_width:.0f} px of its "
                                  f"{im.natural_width} px ({im.scale:.0%}): {im.src}")
+            if p.notebook_figures is not None and p.output_figures != p.notebook_figures:
+                lines.append(f"{p.page}: shows {p.output_figures} output figures, its executed notebook "
+                             f"has {p.notebook_figures} image outputs")
+            lines += [f"{p.page}: a figure reached the notebook as text only, in the cell {c!r}"
+                      for c in p.lost_figures]
             if p.math is not None:
                 if p.math.mathjax not in ("typeset", "absent"):
                     lines.append(f"{p.page}: MathJax {p.math.mathjax}")
