@@ -75,11 +75,11 @@ CHAPTER_PRESETS: dict[str, dict[str, dict[str, Any]]] = {
                   "table2_file": None, "kitti_synthetic": True},
         "book": {"recipe": "book", "street": "kitti-raw-book", "n_show": 4, "results_file": None,
                   "data_root": None, "test_root": None, "synthetic": True,
-                  "kitti_recipe": None, "kitti_root": None, "kitti_test_root": None,
+                  "kitti_recipe": "kitti-book", "kitti_root": None, "kitti_test_root": None,
                   "table2_file": None, "kitti_synthetic": True},
         "full": {"recipe": "paper", "street": "kitti-raw-full", "n_show": 6, "results_file": None,
                   "data_root": None, "test_root": None, "synthetic": True,
-                  "kitti_recipe": None, "kitti_root": None, "kitti_test_root": None,
+                  "kitti_recipe": "kitti-paper", "kitti_root": None, "kitti_test_root": None,
                   "table2_file": None, "kitti_synthetic": True},
     },
 }

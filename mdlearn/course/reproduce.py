@@ -162,8 +162,8 @@ def reproduce(dataset: str, preset: str, out: str | os.PathLike, *, train_data: 
                           "kitti_synthetic": info["synthetic"]}
                 if train_root is not None:
                     params.update(kitti_root=str(train_root), kitti_test_root=str(test_root))
-            elif step == "evaluate":
-                params.update(results_file=str(results), synthetic=info["synthetic"])
+            elif step == "evaluate":  # Table 1 only: chapter 9's Table 2 half (KITTI) is not trained
+                params.update(results_file=str(results), synthetic=info["synthetic"], kitti_recipe="")
             nb = tmp / "notebooks" / f"{chapter}.ipynb"
             _say(log, f"[{len(steps) + 1}/{n}] {step}: executing {chapter} (preset {preset})")
             try:
