@@ -92,3 +92,22 @@ def test_executed_chapters_keep_their_figures_when_the_shell_says_agg(tmp_path, 
     nb.cells = [nbformat.v4.new_code_cell("import matplotlib.pyplot as plt\nplt.plot([0, 1])\nplt.show()")]
     NotebookClient(nb, kernel_name="python3", timeout=120).execute()
     assert any("image/png" in o.get("data", {}) for o in nb.cells[0].outputs), nb.cells[0].outputs
+
+
+def test_widget_js_rewrites_a_stale_assets_path_without_fetching(tmp_path, monkeypatch):
+    """assets-path.js is the book's own file: a build after its text changed gets the new one
+    (an old copy kept mapping only html-manager/dist) even when the npm files are current."""
+    import json as _json
+
+    from mdlearn.course import book
+
+    folder = tmp_path / "widgets-js" / "_static" / book.WIDGETS_FOLDER
+    folder.mkdir(parents=True)
+    (folder / "embed-amd.js").write_text("// the bundle")
+    (folder / "assets-path.js").write_text("// an older version")
+    (tmp_path / "widgets-js.versions.json").write_text(_json.dumps(book.WIDGET_JS, sort_keys=True))
+    monkeypatch.setattr(book.shutil, "which", lambda name: None)  # npm must not be needed
+    assert book.widget_js(tmp_path) == tmp_path / "widgets-js"
+    assert (folder / "assets-path.js").read_text() == book._ASSETS_PATH_JS
+    assert '"@jupyter-widgets": ' in book._ASSETS_PATH_JS
+    assert (folder / "embed-amd.js").read_text() == "// the bundle"

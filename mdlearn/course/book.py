@@ -93,14 +93,20 @@ def widget_js(build: str | os.PathLike) -> Path:
     html-manager bundle, which includes the standard widgets) and the fonts it refers to, taken
     from the :data:`WIDGET_JS` packages with ``npm pack`` (about a second; the registry must be
     reachable the first time), and ``assets-path.js``, which tells the bundle where its fonts
-    are (``_config.yml`` loads the three in the order require, assets-path, embed-amd). Kept between builds; fetched again only when the pinned versions
-    change. Raises :class:`~mdlearn.errors.MdlearnError` when npm is missing or fails.
+    are (``_config.yml`` loads the three in the order require, assets-path, embed-amd). Kept
+    between builds; fetched again only when the pinned versions change (``assets-path.js`` is
+    rewritten whenever its text in this module changes). Raises :class:`~mdlearn.errors.MdlearnError` when npm is missing or fails.
     """
     root = Path(build) / "widgets-js"
     target = root / "_static" / WIDGETS_FOLDER
     stamp = Path(build) / "widgets-js.versions.json"  # outside: html_extra_path copies root's files
     wanted = json.dumps(WIDGET_JS, sort_keys=True)
     if stamp.is_file() and stamp.read_text() == wanted and (target / "embed-amd.js").is_file():
+        assets = target / "assets-path.js"  # ours, not npm's: rewritten whenever this module's text changes
+        if not assets.is_file() or assets.read_text() != _ASSETS_PATH_JS:
+            from ..jobs import write_atomically
+
+            write_atomically(assets, lambda path: path.write_text(_ASSETS_PATH_JS))
         return root
     npm = shutil.which("npm")
     if npm is None:
