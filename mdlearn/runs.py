@@ -21,9 +21,9 @@ latter whenever ``--data`` is a ``prepare kitti-raw`` output or ``--dataset`` na
 
 **Feeding a GPU.** On CUDA the data are decoded and augmented in ``DataLoader`` worker processes
 into pinned memory, and the loop reads values back only every ``log_every`` steps
-(:class:`mdlearn.train.Trainer`). Resumption is bit-exact on the CPU (no workers); with workers,
-a resumed run restarts the workers' augmentation streams, so its later augmentations differ
-from an uninterrupted run's (the data order does not). Training stopped at any point (``kill -9`` included) resumes from
+(:class:`mdlearn.train.Trainer`). Resumption is exact with workers too: each sample's
+augmentation is seeded from its position in the stream (:class:`mdlearn.train.PositionSeeded`),
+not from the restarted workers' generators. Training stopped at any point (``kill -9`` included) resumes from
 ``last.pt`` and loses at most the steps since it was written; the result equals an uninterrupted
 run's (the checkpoint carries the sampler position and every random state, see
 :class:`mdlearn.train.Trainer`).

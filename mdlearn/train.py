@@ -29,8 +29,8 @@ together): no interpolation ever mixes a missing value (0) or two surfaces into 
 function of ``(seed, epoch)`` that can start at any sample; a checkpoint stores the model, the
 optimiser, scheduler, AMP scaler, step, samples seen, every RNG state (Python, NumPy, torch CPU
 and CUDA), the configuration, ``mdlearn.__version__`` and the architecture. Resuming continues
-*exactly* where the run stopped (bit-identical weights on CPU with ``num_workers=0``; with worker
-processes, random augmentations drawn inside workers are not restored).
+*exactly* where the run stopped (bit-identical weights on CPU; with worker processes too, since
+each sample's augmentation is seeded from its stream position, :class:`PositionSeeded`).
 
 **Host synchronisation.** The loss is accumulated on the device and read back only every
 ``log_every`` optimiser steps; a NaN/inf loss is therefore detected at the next log point (or
@@ -63,6 +63,7 @@ from .models import DepthNet, canonical_description
 from .runtime import default_device
 
 __all__ = [
+    "PositionSeeded",
     "STAGES", "PAPER_LEARNING_RATES", "TrainConfig", "Trainer", "ResumableSampler", "make_loader",
     "paper_param_groups", "make_optimizer", "set_stage", "targets_at_output", "masked_si_loss",
     "save_checkpoint_file", "read_checkpoint", "load_model_weights", "model_from_checkpoint",
@@ -198,13 +199,16 @@ class ResumableSampler(torch.utils.data.Sampler[int]):
     processes, so the global stream (and a checkpoint's position in it) does not depend on it.
     """
 
-    def __init__(self, n: int, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1) -> None:
+    def __init__(self, n: int, seed: int = 0, shuffle: bool = True, rank: int = 0, world_size: int = 1,
+                 with_positions: bool = False) -> None:
         if n < 1:
             raise UsageError(f"cannot sample from an empty dataset (n={n})")
         if not 0 <= rank < world_size:
             raise UsageError(f"need 0 <= rank < world_size, got rank {rank} of {world_size}")
         self.n, self.seed, self.shuffle = int(n), int(seed), bool(shuffle)
         self.rank, self.world_size = int(rank), int(world_size)
+        #: yield ``(index, global position)`` pairs, for :class:`PositionSeeded`
+        self.with_positions = bool(with_positions)
         self.start = 0
 
     def set_start(self, position: int) -> None:
@@ -225,12 +229,36 @@ class ResumableSampler(torch.utils.data.Sampler[int]):
         while True:
             for i in self.permutation(epoch)[offset:]:
                 if (position - self.start) % self.world_size == self.rank:
-                    yield int(i)
+                    yield (int(i), position) if self.with_positions else int(i)  # type: ignore[misc]
                 position += 1
             epoch, offset = epoch + 1, 0
 
     def state_dict(self) -> dict[str, Any]:
         return {"n": self.n, "seed": self.seed, "shuffle": self.shuffle}
+
+
+class PositionSeeded(torch.utils.data.Dataset):
+    """``dataset`` indexed by the ``(index, position)`` pairs of a ``ResumableSampler(...,
+    with_positions=True)``, seeding torch's generator from ``(seed, position)`` before each sample
+    (Chapter 8).
+
+    The random augmentations of the sample at global stream position ``p`` are then a function of
+    ``(seed, p)`` alone: the same in any ``DataLoader`` worker, for any number of workers or
+    processes, and after a resume, which restarts the workers. (A worker's own generator, seeded
+    once per iterator, would restart with it, so the augmentations after a resume would differ.)
+    """
+
+    def __init__(self, dataset: torch.utils.data.Dataset, seed: int = 0) -> None:
+        self.dataset, self.seed = dataset, int(seed)
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, item: tuple[int, int]) -> Any:
+        index, position = item
+        # SeedSequence mixes (seed, position) into well-separated 64-bit seeds
+        torch.manual_seed(int(np.random.SeedSequence([self.seed, int(position)]).generate_state(1, np.uint64)[0]))
+        return self.dataset[index]
 
 
 def distributed_context() -> tuple[int, int]:
@@ -245,9 +273,12 @@ def make_loader(dataset: torch.utils.data.Dataset, batch_size: int, *, seed: int
                 num_workers: int = 0, pin_memory: bool | None = None, **kwargs: Any) -> torch.utils.data.DataLoader:
     """A resumable ``DataLoader``: endless micro-batches of ``batch_size`` samples (Chapter 6).
 
-    The order comes from a :class:`ResumableSampler`; worker seeds come from a generator seeded
-    with ``seed`` (never the global RNG), so creating the loader does not disturb other random
-    streams. ``batch_size`` is the *micro*-batch: the :class:`Trainer` accumulates micro-batches
+    The order comes from a :class:`ResumableSampler`. With ``num_workers`` > 0 every sample's
+    random draws are seeded from ``(seed, its stream position)`` (:class:`PositionSeeded`), so
+    a resumed run augments exactly like an uninterrupted one; in the main process
+    (``num_workers=0``) they come from torch's global generator, which checkpoints restore.
+    Worker seeds come from a generator seeded with ``seed`` (never the global RNG), so creating
+    the loader does not disturb other random streams. ``batch_size`` is the *micro*-batch: the :class:`Trainer` accumulates micro-batches
     up to ``TrainConfig.batch_size`` samples per optimiser step. Extra ``kwargs`` go to ``DataLoader``.
     Under ``torchrun`` (an initialised process group) the sampler takes this process's share of
     the global stream (:class:`ResumableSampler`), and ``batch_size`` is per process.
@@ -257,8 +288,11 @@ def make_loader(dataset: torch.utils.data.Dataset, batch_size: int, *, seed: int
     if pin_memory is None:
         pin_memory = torch.cuda.is_available()
     rank, world = distributed_context()
+    workers = num_workers > 0
     sampler = ResumableSampler(len(dataset), seed=seed, shuffle=shuffle, rank=rank,  # type: ignore[arg-type]
-                               world_size=world)
+                               world_size=world, with_positions=workers)
+    if workers:
+        dataset = PositionSeeded(dataset, seed)
     return torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                                        pin_memory=pin_memory, drop_last=True,
                                        generator=torch.Generator().manual_seed(seed), **kwargs)

@@ -132,10 +132,10 @@ def test_resumable_sampler_positions():
 
 
 def _run(dataset, tmp_path: Path, *, steps: int, model_seed: int = 0, kill_after: int | None = None,
-         resume: Path | None = None, checkpoint_every: int = 0, stage: str = "coarse") -> Trainer:
+         resume: Path | None = None, checkpoint_every: int = 0, stage: str = "coarse", workers: int = 0) -> Trainer:
     model = tiny_model(seed=model_seed)
     opt = make_optimizer(model, stage, lr_scale=0.1)
-    loader = make_loader(dataset, 2, seed=5)  # micro-batches of 2, accumulated to 4
+    loader = make_loader(dataset, 2, seed=5, num_workers=workers)  # micro-batches of 2, accumulated to 4
     cfg = config(stage=stage, samples=4 * steps, checkpoint_every=checkpoint_every,
                  checkpoint_path=str(tmp_path / "ckpt-{step}.pt") if checkpoint_every else None)
     trainer = Trainer(model, opt, loader, cfg, device="cpu")
@@ -166,6 +166,38 @@ def test_kill_and_resume_gives_the_weights_of_an_uninterrupted_run(dataset, tmp_
     assert all(torch.equal(a[k], b[k]) for k in a)
     oa, ob = straight.optimizer.state_dict()["state"], resumed.optimizer.state_dict()["state"]
     assert all(torch.equal(oa[k]["momentum_buffer"], ob[k]["momentum_buffer"]) for k in oa)
+    assert [r["loss"] for r in straight.history] == [r["loss"] for r in resumed.history]
+
+
+class _Jittered(torch.utils.data.Dataset):
+    """Draws from torch's generator for every sample, as the random augmentations do."""
+
+    def __init__(self, base):
+        self.base = base
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        sample = dict(self.base[i])
+        sample["image"] = (sample["image"] * (0.6 + 0.8 * torch.rand(()))).clamp(0, 1).as_subclass(torch.Tensor)
+        return sample
+
+
+@pytest.mark.slow
+def test_resume_with_loader_workers_augments_like_an_uninterrupted_run(dataset, tmp_path):
+    """Workers restart on resume; each sample's draws are seeded from its stream position, so the
+    resumed run (and a run with another number of workers) sees the same augmented samples."""
+    jittered = _Jittered(dataset)
+    straight = _run(jittered, tmp_path / "a", steps=6, workers=2)
+    with pytest.raises(KeyboardInterrupt):
+        _run(jittered, tmp_path / "b", steps=6, kill_after=4, checkpoint_every=3, workers=2)
+    resumed = _run(jittered, tmp_path / "c", steps=6, model_seed=99, resume=tmp_path / "b" / "ckpt-3.pt", workers=2)
+    one_worker = _run(jittered, tmp_path / "d", steps=6, workers=1)
+    a = straight.model.state_dict()
+    for other in (resumed, one_worker):
+        b = other.model.state_dict()
+        assert all(torch.equal(a[k], b[k]) for k in a)
     assert [r["loss"] for r in straight.history] == [r["loss"] for r in resumed.history]
 
 

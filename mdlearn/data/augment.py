@@ -53,8 +53,9 @@ does. In the main process ``torch.manual_seed(seed)`` fixes them. A ``DataLoader
 its own torch generator with ``base_seed + worker_id``, where ``base_seed`` is drawn from the
 loader's ``generator`` (or the global generator) when the iterator starts, so passing
 ``generator=torch.Generator().manual_seed(seed)`` makes the augmentations of every worker
-reproducible (for a fixed ``num_workers``); nothing here uses ``random`` or NumPy's generator,
-so no ``worker_init_fn`` is needed.
+reproducible (for a fixed ``num_workers``); :func:`mdlearn.train.make_loader` goes further and
+seeds each sample from its stream position, so a resume, which restarts the workers, changes
+nothing. Nothing here uses ``random`` or NumPy's generator, so no ``worker_init_fn`` is needed.
 """
 
 from __future__ import annotations
