@@ -21,7 +21,8 @@ SIZE = (96, 72)  # (width, height): small enough for fast CPU tests (the book us
 class RandomDepthDataset(torch.utils.data.Dataset):
     """``n`` samples in the mdlearn format: random images, smooth random depths with holes."""
 
-    def __init__(self, n: int, size=SIZE, seed: int = 0):
+    def __init__(self, n: int, size=SIZE, seed: int = 0, transform=None):
+        self.transform = transform
         g = torch.Generator().manual_seed(seed)
         w, h = size
         self.samples = []
@@ -37,7 +38,7 @@ class RandomDepthDataset(torch.utils.data.Dataset):
         return len(self.samples)
 
     def __getitem__(self, i):
-        return self.samples[i]
+        return self.samples[i] if self.transform is None else self.transform(self.samples[i])
 
 
 @pytest.fixture(scope="module")
@@ -169,26 +170,13 @@ def test_kill_and_resume_gives_the_weights_of_an_uninterrupted_run(dataset, tmp_
     assert [r["loss"] for r in straight.history] == [r["loss"] for r in resumed.history]
 
 
-class _Jittered(torch.utils.data.Dataset):
-    """Draws from torch's generator for every sample, as the random augmentations do."""
-
-    def __init__(self, base):
-        self.base = base
-
-    def __len__(self):
-        return len(self.base)
-
-    def __getitem__(self, i):
-        sample = dict(self.base[i])
-        sample["image"] = (sample["image"] * (0.6 + 0.8 * torch.rand(()))).clamp(0, 1).as_subclass(torch.Tensor)
-        return sample
-
-
 @pytest.mark.slow
-def test_resume_with_loader_workers_augments_like_an_uninterrupted_run(dataset, tmp_path):
+def test_resume_with_loader_workers_augments_like_an_uninterrupted_run(tmp_path):
     """Workers restart on resume; each sample's draws are seeded from its stream position, so the
     resumed run (and a run with another number of workers) sees the same augmented samples."""
-    jittered = _Jittered(dataset)
+    from mdlearn.data.augment import paper_augmentation
+
+    jittered = RandomDepthDataset(10, transform=paper_augmentation("nyu", (SIZE[1], SIZE[0])))
     straight = _run(jittered, tmp_path / "a", steps=6, workers=2)
     with pytest.raises(KeyboardInterrupt):
         _run(jittered, tmp_path / "b", steps=6, kill_after=4, checkpoint_every=3, workers=2)
