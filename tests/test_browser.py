@@ -268,11 +268,14 @@ def test_install_chromium_says_why_it_cannot(tmp_path, monkeypatch):
 
 def _notebook(path: Path, outputs: list[list[dict]]) -> None:
     """An executed notebook with one code cell per entry of ``outputs`` (each a list of ``data``)."""
-    cells = [{"cell_type": "code", "source": f"plot_{i}()\n", "metadata": {}, "execution_count": i + 1,
-              "outputs": [{"output_type": "display_data", "data": d, "metadata": {}} for d in outs]}
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    cells = [new_code_cell(f"plot_{i}()\n", execution_count=i + 1,
+                           outputs=[new_output("display_data", data=d) for d in outs])
              for i, outs in enumerate(outputs)]
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    nbformat.write(new_notebook(cells=cells), str(path))
 
 
 FIGURE = {"image/png": "iVBORw0KGgo=", "text/plain": "<Figure size 640x480 with 1 Axes>"}

@@ -42,7 +42,6 @@ overrides the search.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import shutil
@@ -54,7 +53,7 @@ from ..errors import MdlearnError, UsageError
 
 __all__ = ["CodeBlock", "ImageInfo", "MathInfo", "ViewInfo", "PageReport", "BookReport", "find_chromium",
            "browser_unavailable", "install_chromium", "toc_pages", "book_pages", "check_book", "format_report",
-           "NotebookFigures", "notebook_figures", "HTML_RENDER_PRIORITY"]
+           "NotebookFigures", "notebook_figures"]
 
 #: executables tried, in order, when ``$MDLEARN_CHROMIUM`` is not set
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
@@ -515,10 +514,6 @@ async ({mathTimeoutMs, imageTimeoutMs, viewTimeoutMs}) => {
 """
 
 
-#: the output types myst-nb can render in HTML, best first (its default ``html`` render priority)
-HTML_RENDER_PRIORITY = ("application/vnd.jupyter.widget-view+json", "application/javascript", "text/html",
-                        "image/svg+xml", "image/png", "image/gif", "image/jpeg", "text/markdown", "text/latex",
-                        "text/plain")
 IMAGE_TYPES = ("image/svg+xml", "image/png", "image/gif", "image/jpeg")
 _FIGURE_TEXT = re.compile(r"^<Figure size [0-9.]+x[0-9.]+ with [0-9]+ Axes>$")
 
@@ -536,27 +531,28 @@ class NotebookFigures:
 def notebook_figures(path: str | os.PathLike) -> NotebookFigures:
     """Count the figures of the executed notebook ``path`` as the book will render them.
 
-    Raises :class:`~mdlearn.errors.MdlearnError` for a file that is not a notebook."""
+    Which output type of a display shows is myst-nb's choice (its HTML render priority, asked
+    of myst-nb itself, so the count follows the builder). Raises
+    :class:`~mdlearn.errors.MdlearnError` for a file that is not a notebook."""
+    import nbformat
+    from myst_nb.core.render import base_render_priority
+
+    priority = base_render_priority()["html"]
     try:
-        nb = json.loads(Path(path).read_text())
-        cells = nb["cells"]
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise MdlearnError(f"{path}: not a readable notebook ({e})") from None
+        nb = nbformat.read(str(path), as_version=4)
+    except Exception as e:  # nbformat raises JSON, validation and OS errors alike
+        raise MdlearnError(f"{path}: not a readable notebook ({type(e).__name__})") from None
     images, lost = 0, []
-    for cell in cells:
-        if cell.get("cell_type") != "code":
+    for cell in nb.cells:
+        if cell.cell_type != "code":
             continue
         for out in cell.get("outputs", []):
             data = out.get("data") or {}
-            shown = next((t for t in HTML_RENDER_PRIORITY if t in data), None)
+            shown = min((t for t in data if priority.get(t) is not None), key=priority.__getitem__, default=None)
             if shown in IMAGE_TYPES:
                 images += 1
-            text = data.get("text/plain", "")
-            text = "".join(text) if isinstance(text, list) else str(text)
-            if not any(t in data for t in IMAGE_TYPES) and _FIGURE_TEXT.match(text.strip()):
-                source = cell.get("source", "")
-                source = "".join(source) if isinstance(source, list) else str(source)
-                lost.append(next((ln for ln in source.splitlines() if ln.strip()), "")[:100])
+            if not any(t in data for t in IMAGE_TYPES) and _FIGURE_TEXT.match(str(data.get("text/plain", "")).strip()):
+                lost.append(next((ln for ln in cell.source.splitlines() if ln.strip()), "")[:100])
     return NotebookFigures(images, lost)
 
 
